@@ -1,6 +1,38 @@
-"""lfi: simulation-based inference on JAX."""
+"""lfi: simulation-based (likelihood-free) inference on JAX.
 
-from lfi.priors import BoxUniform, Independent, LogNormal, MultivariateNormal, Normal
+>>> import lfi
+>>> sorted(lfi.__all__)[:3]
+['BoxUniform', 'DirectPosterior', 'History']
+"""
 
-__all__ = ["BoxUniform", "Independent", "LogNormal", "MultivariateNormal", "Normal"]
+from lfi import _jaxcache  # noqa: F401  (persistent compilation cache; must come before jit use)
+from lfi.api import infer, load
+from lfi.methods.npe import NPE
+from lfi.methods.registry import METHODS
+from lfi.posteriors.base import Posterior
+from lfi.posteriors.direct import DirectPosterior
+from lfi.priors import BoxUniform, Independent, LogNormal, MultivariateNormal, Normal, Prior
+from lfi.simulate import SimulationReport, jax_simulator, per_sample, run_simulator, simulate
+from lfi.train import History
+
+__all__ = [
+    "BoxUniform",
+    "DirectPosterior",
+    "History",
+    "Independent",
+    "LogNormal",
+    "METHODS",
+    "MultivariateNormal",
+    "NPE",
+    "Normal",
+    "Posterior",
+    "Prior",
+    "SimulationReport",
+    "infer",
+    "jax_simulator",
+    "load",
+    "per_sample",
+    "run_simulator",
+    "simulate",
+]
 __version__ = "0.1.0"

@@ -9,21 +9,23 @@ Seed = int | jax.Array
 
 
 def as_key(seed: Seed) -> jax.Array:
-    """Turn an integer seed or an existing PRNG key into a JAX PRNG key.
+    """Turn an integer seed or a JAX PRNG key (typed or raw uint32) into a typed JAX key.
 
     >>> as_key(0).shape
-    (2,)
+    ()
     """
-    if isinstance(seed, (int, np.integer)):
-        return jax.random.PRNGKey(int(seed))
+    if isinstance(seed, (int, np.integer)) and not isinstance(seed, bool):
+        return jax.random.key(int(seed))
     arr = jax.numpy.asarray(seed)
     if jax.dtypes.issubdtype(arr.dtype, jax.dtypes.prng_key):
-        return jax.random.key_data(arr)
-    if arr.shape == (2,) and arr.dtype == jax.numpy.uint32:
         return arr
-    raise TypeError(f"seed: expected an int or a JAX PRNG key, got {type(seed).__name__} {arr.shape}")
+    if arr.shape == (2,) and arr.dtype == jax.numpy.uint32:
+        return jax.random.wrap_key_data(arr)
+    raise TypeError(
+        f"seed: expected an int or a JAX PRNG key, got {type(seed).__name__} {arr.shape}"
+    )
 
 
 def numpy_seed(key: jax.Array) -> int:
-    """A 32-bit integer for numpy/torch RNGs, derived from a JAX key."""
+    """A 31-bit integer for numpy/torch generators, derived from a JAX key."""
     return int(jax.random.randint(key, (), 0, 2**31 - 1))

@@ -75,7 +75,8 @@ def _theta(prior: Any, theta: Any) -> jax.Array:
     theta = jnp.asarray(theta, dtype=jnp.float32)
     if theta.ndim == 0 or theta.shape[-1] != prior.dim:
         raise ValueError(
-            f"theta: expected shape (..., {prior.dim}) for {type(prior).__name__}, got {theta.shape}"
+            f"theta: expected shape (..., {prior.dim}) for {type(prior).__name__}, "
+            f"got {theta.shape}"
         )
     return theta
 
@@ -207,7 +208,9 @@ class MultivariateNormal(_Base):
         try:
             chol = np.linalg.cholesky(cov)
         except np.linalg.LinAlgError:
-            raise ValueError("covariance_matrix: expected a symmetric positive-definite matrix") from None
+            raise ValueError(
+                "covariance_matrix: expected a symmetric positive-definite matrix"
+            ) from None
         self.covariance_matrix = jnp.asarray(cov, jnp.float32)
         self._chol = jnp.asarray(chol, jnp.float32)
         self._half_logdet = float(np.sum(np.log(np.diag(chol))))

@@ -1,0 +1,22 @@
+"""Turn on JAX's persistent compilation cache so that repeated runs skip recompiling.
+
+The cache lives in ``$LFI_CACHE_DIR`` (default ``~/.cache/lfi/jax``); set ``LFI_NO_JAX_CACHE=1``
+to leave JAX's settings alone.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+
+if not os.environ.get("LFI_NO_JAX_CACHE"):
+    _dir = Path(os.environ.get("LFI_CACHE_DIR", Path.home() / ".cache" / "lfi")) / "jax"
+    try:
+        _dir.mkdir(parents=True, exist_ok=True)
+        if jax.config.jax_compilation_cache_dir is None:
+            jax.config.update("jax_compilation_cache_dir", str(_dir))
+            jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+    except (OSError, AttributeError):
+        pass

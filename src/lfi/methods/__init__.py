@@ -1,0 +1,1 @@
+"""Methods: each is a loss, a network choice and a posterior builder over the shared loop."""

@@ -1,0 +1,1 @@
+"""Networks: conditional normalizing flows (flowjax) and classifiers (equinox)."""

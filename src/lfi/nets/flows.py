@@ -1,0 +1,70 @@
+"""Conditional normalizing flows q(y | c) from flowjax, built from a JSON-able config.
+
+A flow is rebuilt from its config and its array leaves, so saved models load without pickle.
+
+- ``"nsf"``: neural spline flow (Durkan et al. 2019, arXiv:1906.04032): coupling layers with
+  rational-quadratic splines on [-interval, interval] (identity outside).
+- ``"maf"``: masked autoregressive flow (Papamakarios et al. 2017, arXiv:1705.07057), affine.
+
+>>> import jax, jax.numpy as jnp
+>>> flow = build_flow({"kind": "nsf", "dim": 2, "cond_dim": 3}, seed=0)
+>>> flow.log_prob(jnp.zeros((4, 2)), jnp.zeros((4, 3))).shape
+(4,)
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+from flowjax.bijections import RationalQuadraticSpline
+from flowjax.distributions import Normal, Transformed
+from flowjax.flows import coupling_flow, masked_autoregressive_flow
+
+from lfi._rng import Seed, as_key
+
+FLOW_KINDS = ("nsf", "maf")
+
+DEFAULTS: dict[str, Any] = {
+    "kind": "nsf",
+    "flow_layers": 5,
+    "nn_width": 50,
+    "nn_depth": 2,
+    "knots": 10,
+    "interval": 5.0,
+}
+
+
+def flow_config(dim: int, cond_dim: int, **overrides: Any) -> dict[str, Any]:
+    """The full config for a flow over ``dim`` variables conditioned on ``cond_dim`` inputs."""
+    unknown = set(overrides) - set(DEFAULTS)
+    if unknown:
+        raise ValueError(f"flow options: unknown {sorted(unknown)}; valid are {sorted(DEFAULTS)}")
+    config = {**DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
+    if config["kind"] not in FLOW_KINDS:
+        raise ValueError(f"flow: expected one of {FLOW_KINDS}, got {config['kind']!r}")
+    return {**config, "dim": int(dim), "cond_dim": int(cond_dim)}
+
+
+def build_flow(config: dict[str, Any], seed: Seed = 0) -> Transformed:
+    """Build a freshly initialised conditional flow from a config (see :func:`flow_config`)."""
+    config = flow_config(**config)
+    dim = config["dim"]
+    base = Normal(jnp.zeros(dim))
+    common = dict(
+        base_dist=base,
+        cond_dim=config["cond_dim"],
+        flow_layers=config["flow_layers"],
+        nn_width=config["nn_width"],
+        nn_depth=config["nn_depth"],
+        nn_activation=jax.nn.relu,
+    )
+    key = as_key(seed)
+    if config["kind"] == "nsf" and dim > 1:
+        spline = RationalQuadraticSpline(knots=config["knots"], interval=config["interval"])
+        return coupling_flow(key, transformer=spline, **common)
+    if config["kind"] == "nsf":  # one variable: no coupling split, so autoregress on c only
+        spline = RationalQuadraticSpline(knots=config["knots"], interval=config["interval"])
+        return masked_autoregressive_flow(key, transformer=spline, **common)
+    return masked_autoregressive_flow(key, **common)

@@ -1,0 +1,1 @@
+"""Posterior objects: sampling, densities, MAP, and safe save/load."""
