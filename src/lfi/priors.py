@@ -259,7 +259,8 @@ class LogNormal(_Base):
         return jnp.log(jnp.maximum(_theta(self, theta), 1e-30))
 
     def from_unconstrained(self, u: Any) -> jax.Array:
-        return jnp.exp(jnp.asarray(u, dtype=jnp.float32))
+        # clipped so that even far-out u maps to a finite, positive θ in float32
+        return jnp.exp(jnp.clip(jnp.asarray(u, dtype=jnp.float32), -87.0, 88.0))
 
     def log_det_from_unconstrained(self, u: Any) -> jax.Array:
         return jnp.sum(jnp.asarray(u, dtype=jnp.float32), axis=-1)

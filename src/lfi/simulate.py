@@ -138,9 +138,11 @@ def _call_numpy(fn: Callable, theta: np.ndarray, seed: int, batched: bool) -> tu
     n = theta.shape[0]
     if batched:
         try:
-            return _as_output(fn(theta, **kwargs), n, "batched call"), np.zeros(n, bool), None
+            out = fn(theta, **kwargs)
         except Exception:  # noqa: BLE001 - retried row by row to find the failing ones
-            pass
+            out = None
+        if out is not None:
+            return _as_output(out, n, "batched call"), np.zeros(n, bool), None
     rows, raised, error = [], np.zeros(n, bool), None
     for i in range(n):
         try:

@@ -33,6 +33,7 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 import paramax
 from tqdm.auto import tqdm
@@ -44,10 +45,14 @@ __all__ = ["History", "fit"]
 
 @dataclass
 class History:
-    """Per-epoch training and validation losses, the best epoch and the wall time."""
+    """Per-epoch losses and wall times, the best epoch, the total time.
+
+    ``seconds_per_epoch`` is the median over epochs after the first, which also compiles.
+    """
 
     train_loss: list[float] = field(default_factory=list)
     val_loss: list[float] = field(default_factory=list)
+    epoch_seconds: list[float] = field(default_factory=list)
     best_epoch: int = -1
     seconds: float = 0.0
     seconds_per_epoch: float = 0.0
@@ -147,11 +152,13 @@ def fit(
     start, since_best = time.perf_counter(), 0
     bar = tqdm(range(max_epochs), desc="training", unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
+        tic = time.perf_counter()
         key_epoch = jax.random.fold_in(key_train, epoch)
         params, opt_state, train_loss, val_loss = _epoch(
             params, static, opt_state, train, val, key_epoch, loss, optimizer, batch_size
         )
         train_loss, val_loss = float(train_loss), float(val_loss)
+        history.epoch_seconds.append(time.perf_counter() - tic)
         history.train_loss.append(train_loss)
         history.val_loss.append(val_loss)
         if math.isfinite(val_loss) and val_loss < best_val:
@@ -164,5 +171,6 @@ def fit(
             break
     bar.close()
     history.seconds = time.perf_counter() - start
-    history.seconds_per_epoch = history.seconds / max(len(history.val_loss), 1)
+    steady = history.epoch_seconds[1:] or history.epoch_seconds
+    history.seconds_per_epoch = float(np.median(steady))
     return eqx.combine(best_params, static), history

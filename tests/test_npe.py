@@ -1,0 +1,150 @@
+"""NPE end to end: against a closed-form posterior, no leakage, save/load, seeds, errors."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lfi
+
+# gaussian_linear as in sbibm, in 3-d for speed: θ ~ N(0, 0.1 I), x | θ ~ N(θ, 0.1 I), so the
+# posterior is N(x/2, 0.05 I) in closed form.
+PRIOR_VAR, NOISE_VAR, DIM = 0.1, 0.1, 3
+POST_VAR = 1 / (1 / PRIOR_VAR + 1 / NOISE_VAR)
+
+
+def gaussian(key, theta):
+    return theta + jnp.sqrt(NOISE_VAR) * jax.random.normal(key, theta.shape)
+
+
+@pytest.fixture(scope="module")
+def trained():
+    prior = lfi.Normal(jnp.zeros(DIM), jnp.sqrt(PRIOR_VAR) * jnp.ones(DIM))
+    theta, x = lfi.simulate(gaussian, prior, 3000, seed=0, progress=False)
+    npe = lfi.NPE(prior, progress=False)
+    return npe, npe.fit(theta, x, seed=0), (theta, x)
+
+
+def test_matches_closed_form_posterior(trained):
+    _, posterior, _ = trained
+    x_o = np.array([0.3, -0.2, 0.1], np.float32)
+    samples = np.asarray(posterior.sample(5000, x=x_o, seed=1))
+    mean = x_o * POST_VAR / NOISE_VAR
+    sd = np.sqrt(POST_VAR)
+    # Monte-Carlo error of the sample mean is sd/sqrt(5000) = 0.014 sd: the bounds below are the
+    # estimator's allowance (a quarter of a posterior sd for the mean, 20% for the sd).
+    np.testing.assert_array_less(np.abs(samples.mean(0) - mean), 0.25 * sd)
+    np.testing.assert_array_less(np.abs(samples.std(0) / sd - 1), 0.2)
+    # the density agrees with the closed form up to the same tolerance on average
+    exact = -0.5 * np.sum((samples - mean) ** 2, 1) / POST_VAR - 0.5 * DIM * np.log(
+        2 * np.pi * POST_VAR
+    )
+    learned = np.asarray(posterior.log_prob(samples, x=x_o))
+    assert abs(np.mean(exact - learned)) < 0.2  # a KL(q || p) estimate, in nats
+    # map() climbs the learned density: at least as high as any of the samples, and near the true
+    # mode (a mode is pinned less tightly than a mean by a fit, hence half a posterior sd)
+    mode = np.asarray(posterior.map(x_o))
+    assert float(posterior.log_prob(mode, x=x_o)) >= learned.max() - 1e-4
+    np.testing.assert_array_less(np.abs(mode - mean), 0.5 * sd)
+
+
+def test_history_and_early_stopping(trained):
+    npe, _, _ = trained
+    h = npe.history
+    assert len(h.train_loss) == len(h.val_loss) == len(h.epoch_seconds) > 0
+    assert 0 <= h.best_epoch < len(h.val_loss)
+    assert h.val_loss[h.best_epoch] == min(h.val_loss)
+    assert h.stopped_early and len(h.val_loss) - 1 - h.best_epoch == 20
+
+
+def test_sample_batched_and_default_x(trained):
+    _, posterior, _ = trained
+    xs = np.array([[0.3, -0.2, 0.1], [0.0, 0.0, 0.0]], np.float32)
+    s = posterior.sample_batched(100, xs, seed=0)
+    assert s.shape == (2, 100, DIM)
+    posterior.set_default_x(xs[0])
+    assert posterior.sample(7).shape == (7, DIM)
+    posterior.default_x = None
+    with pytest.raises(ValueError, match="x: no observation"):
+        posterior.sample(3)
+    with pytest.raises(ValueError, match=r"x: expected one observation of shape \(3,\)"):
+        posterior.sample(3, x=[1.0, 2.0])
+    with pytest.raises(ValueError, match="theta"):
+        posterior.log_prob(np.zeros((4, 2)), x=xs[0])
+
+
+def test_save_load_round_trip(trained, tmp_path):
+    _, posterior, _ = trained
+    x_o = np.array([0.3, -0.2, 0.1], np.float32)
+    path = tmp_path / "post.lfi"
+    posterior.save(path)
+    back = lfi.load(path)
+    theta = posterior.sample(50, x=x_o, seed=3)
+    np.testing.assert_allclose(back.log_prob(theta, x=x_o), posterior.log_prob(theta, x=x_o), 1e-6)
+    np.testing.assert_array_equal(back.sample(50, x=x_o, seed=3), theta)
+    with pytest.raises(ValueError, match="path"):
+        (tmp_path / "junk.lfi").write_bytes(b"not a zip")
+        lfi.load(tmp_path / "junk.lfi")
+
+
+def test_same_seed_same_posterior(trained):
+    npe, posterior, (theta, x) = trained
+    small = lfi.NPE(npe.prior, progress=False, max_epochs=3)
+    a = small.fit(theta[:500], x[:500], seed=5).sample(20, x=x[0], seed=0)
+    b = small.fit(theta[:500], x[:500], seed=5).sample(20, x=x[0], seed=0)
+    c = small.fit(theta[:500], x[:500], seed=6).sample(20, x=x[0], seed=0)
+    np.testing.assert_array_equal(a, b)
+    assert not np.allclose(a, c)
+
+
+def test_no_leakage_outside_a_bounded_prior():
+    # the likelihood is far wider than the prior: a flow on θ itself would leak mass past the bounds
+    prior = lfi.BoxUniform([0.0, 0.0], [1.0, 1.0])
+
+    def wide(key, theta):
+        return theta + 2.0 * jax.random.normal(key, theta.shape)
+
+    theta, x = lfi.simulate(wide, prior, 2000, seed=0, progress=False)
+    post = lfi.NPE(prior, progress=False, max_epochs=30).fit(theta, x, seed=0)
+    s = np.asarray(post.sample(20_000, x=[1.5, -0.5], seed=0))
+    assert np.all((s >= 0) & (s <= 1))
+    assert np.all(np.isfinite(post.log_prob(s, x=[1.5, -0.5])))
+    assert float(post.log_prob([1.2, 0.5], x=[1.5, -0.5])) == -np.inf
+
+
+def test_bad_training_data_is_named():
+    prior = lfi.BoxUniform([0.0], [1.0])
+    theta = np.linspace(0.01, 0.99, 50, dtype=np.float32)[:, None]
+    with pytest.raises(ValueError, match="x: expected shape"):
+        lfi.NPE(prior).fit(theta, np.zeros((49, 2)))
+    with pytest.raises(ValueError, match=r"theta: expected shape \(n, 1\)"):
+        lfi.NPE(prior).fit(np.zeros((50, 2)), np.zeros((50, 2)))
+    with pytest.raises(ValueError, match="outside the prior"):
+        lfi.NPE(prior).fit(theta + 0.5, np.zeros((50, 2)))
+    with pytest.raises(ValueError, match="flow"):
+        lfi.NPE(prior, flow="realnvp")
+    with pytest.raises(ValueError, match="unknown"):
+        lfi.NPE(prior, hidden_size=3)
+    x = np.zeros((50, 2), np.float32)
+    x[:5] = np.nan
+    with pytest.warns(UserWarning, match="excluded 5 of 50"):
+        lfi.NPE(prior, progress=False, max_epochs=1).fit(theta, x)
+
+
+def test_maf_option_and_one_dim():
+    prior = lfi.BoxUniform([0.0], [1.0])
+    theta, x = lfi.simulate(gaussian, prior, 300, seed=0, progress=False)
+    for flow in ("maf", "nsf"):
+        post = lfi.NPE(prior, flow=flow, progress=False, max_epochs=2).fit(theta, x)
+        assert post.sample(4, x=[0.5], seed=0).shape == (4, 1)
+
+
+def test_infer_one_liner_and_unknown_method():
+    prior = lfi.BoxUniform([0.0, 0.0], [1.0, 1.0])
+    post = lfi.infer(
+        gaussian, prior, "npe", num_simulations=300, seed=0, progress=False, max_epochs=2
+    )
+    assert isinstance(post, lfi.Posterior)
+    assert post.sample(5, x=[0.5, 0.5]).shape == (5, 2)
+    with pytest.raises(ValueError, match="valid methods are npe"):
+        lfi.infer(gaussian, prior, "snake_oil", num_simulations=10)
