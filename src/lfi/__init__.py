@@ -36,3 +36,14 @@ __all__ = [
     "simulate",
 ]
 __version__ = "0.1.0"
+
+_SUBMODULES = ("bench", "diagnostics", "plot", "tasks")
+
+
+def __getattr__(name: str):
+    """Import ``lfi.tasks``, ``lfi.diagnostics``, ``lfi.plot`` on first use (keeps import fast)."""
+    if name in _SUBMODULES:
+        import importlib
+
+        return importlib.import_module(f"lfi.{name}")
+    raise AttributeError(f"module 'lfi' has no attribute {name!r}")
