@@ -14,8 +14,10 @@ A flow is rebuilt from its config and its array leaves, so saved models load wit
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 from flowjax.bijections import RationalQuadraticSpline
@@ -47,9 +49,26 @@ def flow_config(dim: int, cond_dim: int, **overrides: Any) -> dict[str, Any]:
     return {**config, "dim": int(dim), "cond_dim": int(cond_dim)}
 
 
+_SKELETONS: dict[str, Any] = {}
+
+
 def build_flow(config: dict[str, Any], seed: Seed = 0) -> Transformed:
-    """Build a freshly initialised conditional flow from a config (see :func:`flow_config`)."""
+    """Build a freshly initialised conditional flow from a config (see :func:`flow_config`).
+
+    Flows built from equal configs share one non-array skeleton: flowjax's coupling layers hold
+    a closure made per instance, and without sharing it every new flow would recompile every
+    jitted function that takes it (seconds each).
+    """
     config = flow_config(**config)
+    fresh = _build(config, seed)
+    name = json.dumps(config, sort_keys=True)
+    skeleton = _SKELETONS.setdefault(name, fresh)
+    return eqx.combine(
+        eqx.filter(fresh, eqx.is_array), eqx.filter(skeleton, eqx.is_array, inverse=True)
+    )
+
+
+def _build(config: dict[str, Any], seed: Seed) -> Transformed:
     dim = config["dim"]
     base = Normal(jnp.zeros(dim))
     common = dict(
