@@ -1,0 +1,213 @@
+"""lfi's NPE and sbi's NPE side by side on the same simulations: time per epoch, time from
+simulations to a trained posterior, and C2ST against lfi's reference posterior.
+
+Needs the sbi environment of benchmarks/README.md (`.venv-sbi`). Run on an otherwise idle
+machine, by hand:
+
+    python benchmarks/speed_vs_sbi.py --out benchmarks/results/speed_vs_sbi
+
+Both libraries get the same 10 000 two_moons simulations (made by lfi, seed 0), the same batch
+size, learning rate, validation fraction, patience and gradient clipping, and flows of matched
+size (sbi's default NSF: 5 transforms, 50 hidden units, 2 residual blocks, 10 bins; lfi: NSF with
+5 coupling layers and an MLP conditioner of width 50 whose depth is picked to match the parameter
+count). lfi runs in a fresh process twice: with an empty JAX compilation cache (cold: every
+compilation paid) and again with the cache that the first run filled (warm).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def lfi_worker(args) -> None:
+    """Train lfi's NPE on the saved simulations and sample at every x_o (run in a subprocess)."""
+    t_import = time.perf_counter()
+    import equinox as eqx
+    import jax
+
+    import lfi
+
+    t0 = time.perf_counter()
+    task = lfi.tasks.get(args.task)
+    theta, x = np.load(args.work / "theta.npy"), np.load(args.work / "x.npy")
+    npe = lfi.NPE(
+        task.prior,
+        progress=False,
+        batch_size=args.batch_size,
+        nn_depth=args.nn_depth,
+        flow_layers=5,
+        nn_width=50,
+        knots=10,
+    )
+    post = npe.fit(theta, x, seed=args.seed)
+    t_train = time.perf_counter() - t0
+    x_o = np.load(args.work / "x_o.npy")
+    t0 = time.perf_counter()
+    for k, xk in enumerate(x_o, start=1):
+        np.save(args.out_dir / f"samples_{k}.npy", np.asarray(post.sample(args.num_samples, xk, k)))
+    t_sample = time.perf_counter() - t0
+    leaves = jax.tree_util.tree_leaves(eqx.filter(post._trained, eqx.is_inexact_array))
+    h = npe.history
+    result = dict(
+        train_seconds=t_train,
+        import_seconds=t0 - t_import,
+        epochs=len(h.val_loss),
+        seconds_per_epoch=h.seconds_per_epoch,
+        first_epoch_seconds=h.epoch_seconds[0],
+        num_parameters=int(sum(a.size for a in leaves)),
+        sample_seconds=t_sample,
+        best_val_loss=min(h.val_loss),
+    )
+    (args.out_dir / "result.json").write_text(json.dumps(result, indent=1))
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser()
+    p.add_argument("--task", default="two_moons")
+    p.add_argument("--simulations", type=int, default=10_000)
+    p.add_argument("--batch-size", type=int, default=200)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--num-samples", type=int, default=10_000)
+    p.add_argument("--nn-depth", type=int, default=5, help="lfi conditioner depth (size match)")
+    p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/speed_vs_sbi")
+    p.add_argument("--sbi-python", default=str(ROOT / ".venv-sbi/bin/python"))
+    p.add_argument("--lfi-worker", action="store_true", help=argparse.SUPPRESS)
+    p.add_argument("--work", type=Path, help=argparse.SUPPRESS)
+    p.add_argument("--out-dir", type=Path, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    if args.lfi_worker:
+        lfi_worker(args)
+        return 0
+
+    import lfi
+    from lfi.diagnostics import c2st
+
+    task = lfi.tasks.get(args.task)
+    work = Path(tempfile.mkdtemp(prefix="lfi-speed-"))
+    theta, x = lfi.simulate(
+        task.simulator, task.prior, args.simulations, seed=args.seed, progress=False
+    )
+    x_o = np.stack([task.observation(k) for k in range(1, 11)])
+    for name, arr in (("theta", theta), ("x", x), ("x_o", x_o)):
+        np.save(work / f"{name}.npy", arr)
+    prior = json.dumps(task.prior.to_config())
+
+    runs = {}
+    cmd = [
+        args.sbi_python,
+        str(ROOT / "benchmarks/sbi_npe.py"),
+        "--theta",
+        str(work / "theta.npy"),
+        "--x",
+        str(work / "x.npy"),
+        "--x-o",
+        str(work / "x_o.npy"),
+        "--prior-json",
+        prior,
+        "--num-samples",
+        str(args.num_samples),
+        "--seed",
+        str(args.seed),
+        "--batch-size",
+        str(args.batch_size),
+        "--out",
+        str(work / "sbi"),
+    ]
+    t0 = time.perf_counter()
+    subprocess.run(cmd, check=True)
+    runs["sbi"] = {
+        **json.loads((work / "sbi/result.json").read_text()),
+        "process_seconds": time.perf_counter() - t0,
+    }
+    cache = Path(tempfile.mkdtemp(prefix="lfi-jaxcache-"))
+    for label in ("lfi (cold cache)", "lfi (warm cache)"):
+        out_dir = work / label.split()[1].strip("(")
+        out_dir.mkdir()
+        env = {**os.environ, "LFI_CACHE_DIR": str(cache)}
+        cmd = [
+            sys.executable,
+            __file__,
+            "--lfi-worker",
+            "--work",
+            str(work),
+            "--out-dir",
+            str(out_dir),
+            "--task",
+            args.task,
+            "--batch-size",
+            str(args.batch_size),
+            "--nn-depth",
+            str(args.nn_depth),
+            "--seed",
+            str(args.seed),
+            "--num-samples",
+            str(args.num_samples),
+        ]
+        t0 = time.perf_counter()
+        subprocess.run(cmd, check=True, env=env)
+        runs[label] = {
+            **json.loads((out_dir / "result.json").read_text()),
+            "process_seconds": time.perf_counter() - t0,
+            "dir": str(out_dir),
+        }
+    runs["sbi"]["dir"] = str(work / "sbi")
+
+    for label, r in runs.items():
+        scores = []
+        for k in range(1, 11):
+            ref = task.reference_posterior(k, args.num_samples, seed=k)
+            scores.append(float(c2st(ref, np.load(Path(r["dir"]) / f"samples_{k}.npy"))))
+        r["c2st"] = scores
+        r["c2st_mean"] = float(np.mean(scores))
+        print(label, json.dumps({k: v for k, v in r.items() if k != "c2st"}), flush=True)
+
+    args.out.mkdir(parents=True, exist_ok=True)
+    (args.out / "runs.json").write_text(json.dumps(runs, indent=1))
+    (args.out / "README.md").write_text(render(runs, args, " ".join(["python", *sys.argv])))
+    return 0
+
+
+def render(runs: dict, args, command: str) -> str:
+    sbi = runs["sbi"]
+    sbi_train = sbi.get("train_seconds")
+    lines = [
+        f"# NPE speed: lfi vs sbi, {args.simulations} {args.task} simulations, one run",
+        "",
+        f"Command: `{command}` (2-core CPU, machine otherwise idle).",
+        "",
+        f"Same simulations, batch size {args.batch_size}, lr 5e-4, 10% validation, patience 20,"
+        " clip 5.0. C2ST: mean over observations 1-10, 10 000 samples vs lfi's reference.",
+        "",
+        "| run | parameters | epochs | s/epoch | epoch speed-up | train s | total speed-up "
+        "| C2ST |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
+    for label, r in runs.items():
+        spe = r["seconds_per_epoch"]
+        lines.append(
+            f"| {label} | {r['num_parameters']} | {r['epochs']} | {spe:.3f} | "
+            f"{sbi['seconds_per_epoch'] / spe:.1f}× | {r['train_seconds']:.1f} | "
+            f"{sbi_train / r['train_seconds']:.1f}× | {r['c2st_mean']:.3f} |"
+        )
+    lines += [
+        "",
+        "s/epoch: lfi's is the median over epochs after the first (which compiles); sbi's as "
+        "its script reports it (see sbi_npe.py). train s: from simulations in memory to a "
+        "trained posterior, compilation included.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
