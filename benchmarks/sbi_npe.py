@@ -13,7 +13,7 @@ Inputs are ``.npy`` files: ``theta`` (n, d_theta), ``x`` (n, d_x) and ``x_o`` (k
 - ``--prior-normal LOC SCALE``: independent normal, SCALE is the standard deviation
   (sbibm's gaussian_linear prior N(0, 0.1 I) is ``--prior-normal 0 0.31622776601683794``);
 - ``--prior-json SPEC``: a JSON file or string in lfi's ``prior.to_config()`` format,
-  ``{"type": "BoxUniform" | "Normal" | "MultivariateNormal", ...}``.
+  ``{"type": "BoxUniform" | "Normal" | "LogNormal" | "MultivariateNormal", ...}``.
 
 Writes to ``--out``: ``result.json`` (timings, epochs, parameter count, best validation
 loss, the configuration used) and ``samples_<k>.npy``, (num_samples, d_theta), per row k
@@ -133,9 +133,10 @@ def build_prior(args: argparse.Namespace, dim: int) -> tuple[Any, dict]:
             raise SystemExit("prior: every high must exceed its low")
         prior = BoxUniform(low=low, high=high)
         spec = {"type": kind, "low": low.tolist(), "high": high.tolist()}
-    elif kind == "Normal":
+    elif kind in ("Normal", "LogNormal"):
         loc, scale = _broadcast(spec["loc"], dim, "loc"), _broadcast(spec["scale"], dim, "scale")
-        prior = torch.distributions.Independent(torch.distributions.Normal(loc, scale), 1)
+        base = getattr(torch.distributions, kind)(loc, scale)
+        prior = torch.distributions.Independent(base, 1)
         spec = {"type": kind, "loc": loc.tolist(), "scale": scale.tolist()}
     elif kind == "MultivariateNormal":
         loc = _broadcast(spec["loc"], dim, "loc")
@@ -144,7 +145,7 @@ def build_prior(args: argparse.Namespace, dim: int) -> tuple[Any, dict]:
         spec = {"type": kind, "loc": loc.tolist(), "covariance_matrix": cov.tolist()}
     else:
         raise SystemExit(
-            f"prior type {kind!r} not supported (BoxUniform, Normal, MultivariateNormal)"
+            f"prior type {kind!r} not supported (BoxUniform, Normal, LogNormal, MultivariateNormal)"
         )
     return prior, spec
 
