@@ -1,0 +1,63 @@
+"""Benchmark tasks with reference posteriors computed by lfi itself.
+
+Five tasks of sbibm 1.1.0 — defined identically, so C2ST scores compare with Lueckmann et al.
+(2021), "Benchmarking Simulation-Based Inference", arXiv:2101.04653 — and two of lfi's own:
+
+========================== ====== ===== ===============================================
+task                        dim θ  dim x reference posterior
+========================== ====== ===== ===============================================
+``gaussian_linear``           10     10  analytic Gaussian
+``gaussian_linear_uniform``   10     10  exact truncated-normal inversion
+``two_moons``                  2      2  exact simulator inversion + rejection
+``slcp``                       5      8  tempered SMC (4 mirror modes via explicit signs)
+``gaussian_mixture``           2      2  exact mixture sampling + rejection
+``gaussian_2d``                2      2  exact truncated-normal inversion
+``ballistic``                  2      5  tempered SMC on a quadrature likelihood
+========================== ====== ===== ===============================================
+
+>>> import lfi.tasks
+>>> lfi.tasks.names()[:2]
+['gaussian_linear', 'gaussian_linear_uniform']
+>>> task = lfi.tasks.get("two_moons")
+>>> task.reference_posterior(1, n=100).shape
+(100, 2)
+>>> lfi.tasks.get("nope")
+Traceback (most recent call last):
+...
+ValueError: task: expected one of ['gaussian_linear', ...], got 'nope'
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+from lfi.tasks import physics, sbibm
+from lfi.tasks.base import Task
+
+__all__ = ["NAMES", "Task", "get", "names"]
+
+_FACTORIES: dict[str, Callable[[], Task]] = {
+    "gaussian_linear": sbibm.gaussian_linear,
+    "gaussian_linear_uniform": sbibm.gaussian_linear_uniform,
+    "two_moons": sbibm.two_moons,
+    "slcp": sbibm.slcp,
+    "gaussian_mixture": sbibm.gaussian_mixture,
+    "gaussian_2d": physics.gaussian_2d,
+    "ballistic": physics.ballistic,
+}
+NAMES: tuple[str, ...] = tuple(_FACTORIES)
+_INSTANCES: dict[str, Task] = {}
+
+
+def names() -> list[str]:
+    """The task names, in a fixed order."""
+    return list(NAMES)
+
+
+def get(name: str) -> Task:
+    """The task called ``name`` (one shared instance per name, so reference samples stay cached)."""
+    if name not in _FACTORIES:
+        raise ValueError(f"task: expected one of {list(NAMES)}, got {name!r}")
+    if name not in _INSTANCES:
+        _INSTANCES[name] = _FACTORIES[name]()
+    return _INSTANCES[name]
