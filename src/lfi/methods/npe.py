@@ -30,7 +30,7 @@ from lfi.simulate import finite_rows
 from lfi.train import fit
 
 TRAIN_DEFAULTS: dict[str, Any] = {
-    "batch_size": 200,
+    "batch_size": 50,
     "learning_rate": 5e-4,
     "max_epochs": 1000,
     "patience": 20,
