@@ -71,9 +71,16 @@ def _partition(model: Any) -> tuple[Any, Any]:
 
 
 @lru_cache(maxsize=32)
-def _optimizer(learning_rate: float, clip_norm: float | None) -> optax.GradientTransformation:
-    adam = optax.adam(learning_rate)
-    return optax.chain(optax.clip_by_global_norm(clip_norm), adam) if clip_norm else adam
+def _optimizer(clip_norm: float | None) -> optax.GradientTransformation:
+    """Adam after global-norm clipping; the learning rate lives in the state (see _set_lr)."""
+    clip = optax.clip_by_global_norm(clip_norm) if clip_norm else optax.identity()
+    return optax.chain(clip, optax.inject_hyperparams(optax.adam)(learning_rate=1e-3))
+
+
+def _set_lr(opt_state: Any, learning_rate: float) -> Any:
+    clip_state, adam_state = opt_state
+    hyper = {**adam_state.hyperparams, "learning_rate": jnp.asarray(learning_rate, jnp.float32)}
+    return (clip_state, adam_state._replace(hyperparams=hyper))
 
 
 @eqx.filter_jit
@@ -119,12 +126,16 @@ def fit(
     patience: int = 20,
     validation_fraction: float = 0.1,
     clip_norm: float | None = 5.0,
+    lr_decays: int = 0,
+    lr_factor: float = 0.2,
     progress: bool = True,
 ) -> tuple[Any, History]:
     """Train ``model`` to minimise ``loss`` on ``data`` (a tuple of arrays sharing axis 0).
 
     Returns the model with the weights of the best validation epoch, and its :class:`History`.
-    Training stops after ``patience`` epochs without a better validation loss.
+    After ``patience`` epochs without a better validation loss, training goes back to the best
+    weights with the learning rate times ``lr_factor`` (at most ``lr_decays`` times, each with
+    half the patience), then stops.
     """
     data = tuple(jnp.asarray(a) for a in data)
     n = data[0].shape[0]
@@ -144,8 +155,9 @@ def fit(
     batch_size = int(min(batch_size, n - num_val))
 
     params, static = _partition(model)
-    optimizer = _optimizer(float(learning_rate), None if clip_norm is None else float(clip_norm))
-    opt_state = optimizer.init(params)
+    optimizer = _optimizer(None if clip_norm is None else float(clip_norm))
+    opt_state = _set_lr(optimizer.init(params), learning_rate)
+    decays_left, wait = int(lr_decays), int(patience)
     history = History()
     best_params, best_val = params, _loss_value(params, static, val, key_train, loss)
     best_val = float(best_val) if math.isfinite(float(best_val)) else math.inf
@@ -166,7 +178,11 @@ def fit(
         else:
             since_best += 1
         bar.set_postfix(val_loss=f"{val_loss:.4f}", best=f"{best_val:.4f}")
-        if since_best >= patience:
+        if since_best >= wait and decays_left > 0:
+            decays_left, wait, since_best = decays_left - 1, max(1, patience // 2), 0
+            learning_rate *= lr_factor
+            params, opt_state = best_params, _set_lr(optimizer.init(best_params), learning_rate)
+        elif since_best >= wait:
             history.stopped_early = True
             break
     bar.close()

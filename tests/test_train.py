@@ -1,0 +1,68 @@
+"""The shared training loop: best weights kept, early stopping, learning-rate decays, errors."""
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+from lfi.train import fit
+
+
+def _problem(n=512, seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.uniform(-1, 1, (n, 1)).astype(np.float32)
+    y = (3 * x + 0.5 * rng.standard_normal((n, 1))).astype(np.float32)
+    return x, y
+
+
+def mse(model, batch, key):
+    x, y = batch
+    return jnp.mean((jax.vmap(model)(x) - y) ** 2)
+
+
+def test_best_weights_are_returned_and_history_is_consistent():
+    x, y = _problem()
+    model = eqx.nn.Linear(1, 1, key=jax.random.key(0))
+    fitted, h = fit(
+        model, mse, (x, y), seed=1, batch_size=32, learning_rate=0.05, patience=5, progress=False
+    )
+    assert h.stopped_early
+    assert h.val_loss[h.best_epoch] == min(h.val_loss)
+    assert len(h.val_loss) - 1 - h.best_epoch == 5
+    # the noise variance is 0.25, so a fitted line has a residual mean square near it
+    assert abs(float(mse(fitted, (x, y), None)) - 0.25) < 0.05
+    assert abs(float(fitted.weight[0, 0]) - 3.0) < 0.2
+
+
+def test_learning_rate_decays_restart_from_the_best_weights():
+    x, y = _problem()
+    model = eqx.nn.Linear(1, 1, key=jax.random.key(0))
+    _, plain = fit(
+        model, mse, (x, y), seed=1, batch_size=32, learning_rate=0.2, patience=4, progress=False
+    )
+    _, decayed = fit(
+        model,
+        mse,
+        (x, y),
+        seed=1,
+        batch_size=32,
+        learning_rate=0.2,
+        patience=4,
+        lr_decays=2,
+        progress=False,
+    )
+    # identical until the first plateau, then decays train on and never end worse
+    n = len(plain.val_loss)
+    assert decayed.val_loss[:n] == plain.val_loss[:n]
+    assert len(decayed.val_loss) > n
+    assert min(decayed.val_loss) <= min(plain.val_loss)
+
+
+def test_bad_data_is_named():
+    x, y = _problem(20)
+    model = eqx.nn.Linear(1, 1, key=jax.random.key(0))
+    with pytest.raises(ValueError, match="first axis"):
+        fit(model, mse, (x, y[:10]), progress=False)
+    with pytest.raises(ValueError, match="validation_fraction"):
+        fit(model, mse, (x, y), validation_fraction=1.5, progress=False)
