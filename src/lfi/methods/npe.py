@@ -36,7 +36,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "patience": 20,
     "validation_fraction": 0.1,
     "clip_norm": 5.0,
-    "lr_decays": 0,
+    "lr_decays": 2,
     "lr_factor": 0.2,
 }
 
