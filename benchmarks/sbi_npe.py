@@ -91,7 +91,12 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     net.add_argument("--validation-fraction", type=float, default=0.1)
     net.add_argument("--stop-after-epochs", type=int, default=20)
     net.add_argument("--clip-max-norm", type=float, default=5.0)
-    net.add_argument("--max-epochs", type=int, default=2**31 - 1)
+    net.add_argument(
+        "--max-epochs",
+        type=int,
+        default=2**31 - 1,
+        help="max_num_epochs (sbi 0.27 then runs N + 1 epochs; num_epochs reports the count)",
+    )
     net.add_argument("--threads", type=int, default=None, help="torch threads (default: all)")
     args = p.parse_args(argv)
     kinds = [
