@@ -39,6 +39,7 @@ def lfi_worker(args) -> None:
     import lfi
 
     t0 = time.perf_counter()
+    t_import = t0 - t_import
     task = lfi.tasks.get(args.task)
     theta, x = np.load(args.work / "theta.npy"), np.load(args.work / "x.npy")
     npe = lfi.NPE(
@@ -61,7 +62,7 @@ def lfi_worker(args) -> None:
     h = npe.history
     result = dict(
         train_seconds=t_train,
-        import_seconds=t0 - t_import,
+        import_seconds=t_import,
         epochs=len(h.val_loss),
         seconds_per_epoch=float(np.mean(h.epoch_seconds[1:])),
         first_epoch_seconds=h.epoch_seconds[0],

@@ -54,7 +54,9 @@ def test_history_and_early_stopping(trained):
     assert len(h.train_loss) == len(h.val_loss) == len(h.epoch_seconds) > 0
     assert 0 <= h.best_epoch < len(h.val_loss)
     assert h.val_loss[h.best_epoch] == min(h.val_loss)
-    assert h.stopped_early and len(h.val_loss) - 1 - h.best_epoch == 20
+    # two learning-rate decays by default: the last stretch without improvement is half the
+    # patience (10 epochs) at least, and the run ends on it
+    assert h.stopped_early and len(h.val_loss) - 1 - h.best_epoch >= 10
 
 
 def test_sample_batched_and_default_x(trained):
