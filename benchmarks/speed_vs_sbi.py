@@ -83,6 +83,7 @@ def main(argv=None) -> int:
     p.add_argument("--nn-depth", type=int, default=5, help="lfi conditioner depth (size match)")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/speed_vs_sbi")
     p.add_argument("--sbi-python", default=str(ROOT / ".venv-sbi/bin/python"))
+    p.add_argument("--reuse", type=Path, help="score the runs left in this work folder again")
     p.add_argument("--lfi-worker", action="store_true", help=argparse.SUPPRESS)
     p.add_argument("--work", type=Path, help=argparse.SUPPRESS)
     p.add_argument("--out-dir", type=Path, help=argparse.SUPPRESS)
@@ -92,18 +93,44 @@ def main(argv=None) -> int:
         return 0
 
     import lfi
-    from lfi.diagnostics import c2st
 
     task = lfi.tasks.get(args.task)
-    work = Path(tempfile.mkdtemp(prefix="lfi-speed-"))
-    theta, x = lfi.simulate(
-        task.simulator, task.prior, args.simulations, seed=args.seed, progress=False
-    )
-    x_o = np.stack([task.observation(k) for k in range(1, 11)])
-    for name, arr in (("theta", theta), ("x", x), ("x_o", x_o)):
-        np.save(work / f"{name}.npy", arr)
-    prior = json.dumps(task.prior.to_config())
+    if args.reuse:
+        runs = reuse(args.reuse)
+    else:
+        work = Path(tempfile.mkdtemp(prefix="lfi-speed-"))
+        theta, x = lfi.simulate(
+            task.simulator, task.prior, args.simulations, seed=args.seed, progress=False
+        )
+        x_o = np.stack([task.observation(k) for k in range(1, 11)])
+        for name, arr in (("theta", theta), ("x", x), ("x_o", x_o)):
+            np.save(work / f"{name}.npy", arr)
+        runs = train_both(args, work, json.dumps(task.prior.to_config()))
+    score_and_write(runs, task, args)
+    return 0
 
+
+def reuse(work: Path) -> dict:
+    """Runs of an earlier invocation (its temporary folder), to score them again."""
+    sbi = json.loads((work / "sbi/result.json").read_text())
+    runs = {
+        "sbi": {
+            **sbi,
+            "train_seconds": sbi["training_time_s"],
+            "epochs": sbi["num_epochs"],
+            "seconds_per_epoch": sbi["time_per_epoch_s"],
+            "dir": str(work / "sbi"),
+            "index_base": 0,
+        }
+    }
+    for label, sub_dir in (("lfi (cold cache)", "cold"), ("lfi (warm cache)", "warm")):
+        result = json.loads((work / sub_dir / "result.json").read_text())
+        result.pop("import_seconds", None)  # measured wrongly before the fix of this field
+        runs[label] = {**result, "dir": str(work / sub_dir), "index_base": 1}
+    return runs
+
+
+def train_both(args, work: Path, prior: str) -> dict:
     runs = {}
     cmd = [
         args.sbi_python,
@@ -134,6 +161,7 @@ def main(argv=None) -> int:
         "epochs": sbi["num_epochs"],
         "seconds_per_epoch": sbi["time_per_epoch_s"],
         "process_seconds": time.perf_counter() - t0,
+        "index_base": 0,  # sbi_npe.py names samples from 0
     }
     cache = Path(tempfile.mkdtemp(prefix="lfi-jaxcache-"))
     for label in ("lfi (cold cache)", "lfi (warm cache)"):
@@ -165,15 +193,22 @@ def main(argv=None) -> int:
             **json.loads((out_dir / "result.json").read_text()),
             "process_seconds": time.perf_counter() - t0,
             "dir": str(out_dir),
+            "index_base": 1,
         }
     runs["sbi"]["dir"] = str(work / "sbi")
+    return runs
+
+
+def _samples(run: dict, k: int) -> np.ndarray:
+    return np.load(Path(run["dir"]) / f"samples_{k - 1 + run['index_base']}.npy")
+
+
+def score_and_write(runs: dict, task, args) -> None:
+    from lfi.diagnostics import c2st
 
     # the warm run trains the same flow from the same seed: its samples must equal the cold run's
     same = all(
-        np.array_equal(
-            np.load(Path(runs["lfi (cold cache)"]["dir"]) / f"samples_{k}.npy"),
-            np.load(Path(runs["lfi (warm cache)"]["dir"]) / f"samples_{k}.npy"),
-        )
+        np.array_equal(_samples(runs["lfi (cold cache)"], k), _samples(runs["lfi (warm cache)"], k))
         for k in range(1, 11)
     )
     print("lfi cold and warm samples identical:", same, flush=True)
@@ -187,7 +222,7 @@ def main(argv=None) -> int:
         scores = []
         for k in range(1, 11):
             ref = task.reference_posterior(k, args.num_samples, seed=k)
-            scores.append(float(c2st(ref, np.load(Path(r["dir"]) / f"samples_{k}.npy"))))
+            scores.append(float(c2st(ref, _samples(r, k))))
         r["c2st"] = scores
         r["c2st_mean"] = float(np.mean(scores))
         print(label, json.dumps({k: v for k, v in r.items() if k != "c2st"}), flush=True)
@@ -195,7 +230,6 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "runs.json").write_text(json.dumps(runs, indent=1))
     (args.out / "README.md").write_text(render(runs, args, " ".join(["python", *sys.argv])))
-    return 0
 
 
 def render(runs: dict, args, command: str) -> str:
