@@ -9,7 +9,8 @@ machine, by hand:
 Both libraries get the same 10 000 two_moons simulations (made by lfi, seed 0), the same batch
 size, learning rate, validation fraction, patience and gradient clipping, and flows of matched
 size (sbi's default NSF: 5 transforms, 50 hidden units, 2 residual blocks, 10 bins; lfi: NSF with
-5 coupling layers and an MLP conditioner of width 50 whose depth is picked to match the parameter
+5 coupling layers and an MLP conditioner of width 50 and depth 5 by default, or as --flow-layers,
+--nn-width, --nn-depth say; pick them to match the parameter
 count). lfi runs in a fresh process twice: with an empty JAX compilation cache (cold: every
 compilation paid) and again with the cache that the first run filled (warm).
 """
@@ -47,8 +48,8 @@ def lfi_worker(args) -> None:
         progress=False,
         batch_size=args.batch_size,
         nn_depth=args.nn_depth,
-        flow_layers=5,
-        nn_width=50,
+        flow_layers=args.flow_layers,
+        nn_width=args.nn_width,
         knots=10,
     )
     post = npe.fit(theta, x, seed=args.seed)
@@ -81,6 +82,8 @@ def main(argv=None) -> int:
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-samples", type=int, default=10_000)
     p.add_argument("--nn-depth", type=int, default=5, help="lfi conditioner depth (size match)")
+    p.add_argument("--nn-width", type=int, default=50, help="lfi conditioner width")
+    p.add_argument("--flow-layers", type=int, default=5, help="lfi coupling layers")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/speed_vs_sbi")
     p.add_argument("--sbi-python", default=str(ROOT / ".venv-sbi/bin/python"))
     p.add_argument("--reuse", type=Path, help="score the runs left in this work folder again")
@@ -182,6 +185,10 @@ def train_both(args, work: Path, prior: str) -> dict:
             str(args.batch_size),
             "--nn-depth",
             str(args.nn_depth),
+            "--nn-width",
+            str(args.nn_width),
+            "--flow-layers",
+            str(args.flow_layers),
             "--seed",
             str(args.seed),
             "--num-samples",
