@@ -5,6 +5,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any
 
+import jax
+
 from lfi._rng import Seed, as_key
 from lfi.methods.registry import get_method
 from lfi.posteriors.direct import DirectPosterior
@@ -39,7 +41,7 @@ def infer(
     """
     estimator_cls = get_method(method)  # fail on a bad name before simulating
     estimator = estimator_cls(prior, progress=progress, **options)
-    key_sim, key_fit = _split(seed)
+    key_sim, key_fit = jax.random.split(as_key(seed))
     theta, x = simulate(simulator, prior, num_simulations, seed=key_sim, progress=progress)
     return estimator.fit(theta, x, seed=key_fit)
 
@@ -51,9 +53,3 @@ def load(path: str) -> Any:
     if kind not in _LOADERS:
         raise ValueError(f"path: unknown model class {kind!r}; known: {sorted(_LOADERS)}")
     return _LOADERS[kind](path)
-
-
-def _split(seed: Seed):
-    import jax
-
-    return tuple(jax.random.split(as_key(seed)))

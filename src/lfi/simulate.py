@@ -157,14 +157,16 @@ def _call_numpy(fn: Callable, theta: np.ndarray, seed: int, batched: bool) -> tu
     return x, raised, error
 
 
-_JAX_CACHE: dict[int, Callable] = {}
+_JAX_CACHE: dict[int, tuple[Callable, Callable]] = {}
 
 
 def _jax_runner(fn: Callable) -> Callable:
-    key = id(fn)
-    if key not in _JAX_CACHE:
-        _JAX_CACHE[key] = jax.jit(jax.vmap(fn))
-    return _JAX_CACHE[key]
+    """jit(vmap(fn)), compiled once per simulator. The cache holds ``fn`` itself, so its id
+    cannot be reused by another function while the entry exists."""
+    entry = _JAX_CACHE.get(id(fn))
+    if entry is None or entry[0] is not fn:
+        entry = _JAX_CACHE[id(fn)] = (fn, jax.jit(jax.vmap(fn)))
+    return entry[1]
 
 
 def run_simulator(
