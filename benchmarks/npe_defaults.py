@@ -21,12 +21,17 @@ import numpy as np
 import lfi
 
 CONFIGS = {
-    "nsf L5 d2 bs200": dict(flow_layers=5, nn_depth=2, batch_size=200),
-    "nsf L5 d2 bs50": dict(flow_layers=5, nn_depth=2, batch_size=50),
-    "nsf L8 d2 bs50": dict(flow_layers=8, nn_depth=2, batch_size=50),
-    "nsf L8 d2 bs100": dict(flow_layers=8, nn_depth=2, batch_size=100),
-    "nsf L5 d1 w128 bs50": dict(flow_layers=5, nn_depth=1, nn_width=128, batch_size=50),
+    "nsf L5 d2 bs200": dict(flow_layers=5, nn_depth=2, batch_size=200, conditioner="mlp"),
+    "nsf L5 d2 bs50": dict(flow_layers=5, nn_depth=2, batch_size=50, conditioner="mlp"),
+    "nsf L8 d2 bs50": dict(flow_layers=8, nn_depth=2, batch_size=50, conditioner="mlp"),
+    "nsf L8 d2 bs100": dict(flow_layers=8, nn_depth=2, batch_size=100, conditioner="mlp"),
+    "nsf L5 d1 w128 bs50": dict(
+        flow_layers=5, nn_depth=1, nn_width=128, batch_size=50, conditioner="mlp"
+    ),
     "maf L5 d2 bs50": dict(flow="maf", flow_layers=5, nn_depth=2, batch_size=50),
+    # sbi's nsf architecture: residual-net conditioner (2 blocks x 50) and LU layers
+    "nsf-res L5 b2 bs50": dict(flow_layers=5, nn_depth=2, batch_size=50, conditioner="resnet"),
+    "nsf-res L5 b2 bs200": dict(flow_layers=5, nn_depth=2, batch_size=200, conditioner="resnet"),
 }
 
 

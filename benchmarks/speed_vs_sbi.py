@@ -8,10 +8,11 @@ machine, by hand:
 
 Both libraries get the same 10 000 two_moons simulations (made by lfi, seed 0), the same batch
 size, learning rate, validation fraction, patience and gradient clipping, and flows of matched
-size (sbi's default NSF: 5 transforms, 50 hidden units, 2 residual blocks, 10 bins; lfi: NSF with
-5 coupling layers and an MLP conditioner of width 50 and depth 5 by default, or as --flow-layers,
---nn-width, --nn-depth say; pick them to match the parameter
-count). lfi runs in a fresh process twice: with an empty JAX compilation cache (cold: every
+size (sbi's default NSF: 5 transforms, 50 hidden units, 2 residual blocks, 10 bins; lfi's
+default NSF has the same architecture: 5 coupling layers, each a spline whose parameters come
+from a residual net of 2 context-gated blocks of width 50, then an LU linear layer; other sizes
+with --flow-layers, --nn-width, --nn-depth, --conditioner mlp). lfi runs in a fresh process
+twice: with an empty JAX compilation cache (cold: every
 compilation paid) and again with the cache that the first run filled (warm).
 """
 
@@ -50,6 +51,7 @@ def lfi_worker(args) -> None:
         nn_depth=args.nn_depth,
         flow_layers=args.flow_layers,
         nn_width=args.nn_width,
+        conditioner=args.conditioner,
         knots=10,
     )
     post = npe.fit(theta, x, seed=args.seed)
@@ -81,7 +83,8 @@ def main(argv=None) -> int:
     p.add_argument("--batch-size", type=int, default=200)
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--num-samples", type=int, default=10_000)
-    p.add_argument("--nn-depth", type=int, default=5, help="lfi conditioner depth (size match)")
+    p.add_argument("--nn-depth", type=int, default=2, help="lfi residual blocks (MLP: depth)")
+    p.add_argument("--conditioner", default="resnet", choices=["resnet", "mlp"])
     p.add_argument("--nn-width", type=int, default=50, help="lfi conditioner width")
     p.add_argument("--flow-layers", type=int, default=5, help="lfi coupling layers")
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/speed_vs_sbi")
@@ -189,6 +192,8 @@ def train_both(args, work: Path, prior: str) -> dict:
             str(args.nn_width),
             "--flow-layers",
             str(args.flow_layers),
+            "--conditioner",
+            args.conditioner,
             "--seed",
             str(args.seed),
             "--num-samples",

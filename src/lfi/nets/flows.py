@@ -3,7 +3,11 @@
 A flow is rebuilt from its config and its array leaves, so saved models load without pickle.
 
 - ``"nsf"``: neural spline flow (Durkan et al. 2019, arXiv:1906.04032): coupling layers with
-  rational-quadratic splines on [-interval, interval] (identity outside).
+  rational-quadratic splines on [-interval, interval] (identity outside). With the default
+  ``conditioner="resnet"`` each layer is the one of sbi's ``nsf``: a spline coupling whose
+  parameters come from a context-gated residual net (``nn_depth`` blocks of width ``nn_width``)
+  and an LU linear layer (see :mod:`lfi.nets.coupling`); ``conditioner="mlp"`` gives flowjax's
+  ``coupling_flow`` (an MLP of depth ``nn_depth``, and permutations).
 - ``"maf"``: masked autoregressive flow (Papamakarios et al. 2017, arXiv:1705.07057), affine.
 
 >>> import jax, jax.numpy as jnp
@@ -20,13 +24,15 @@ from typing import Any
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-from flowjax.bijections import RationalQuadraticSpline
+from flowjax.bijections import Chain, Flip, Invert, RationalQuadraticSpline, Scan
 from flowjax.distributions import Normal, Transformed
 from flowjax.flows import coupling_flow, masked_autoregressive_flow
 
 from lfi._rng import Seed, as_key
+from lfi.nets.coupling import LULinear, ResidualCoupling
 
 FLOW_KINDS = ("nsf", "maf")
+CONDITIONERS = ("resnet", "mlp")
 
 DEFAULTS: dict[str, Any] = {
     "kind": "nsf",
@@ -35,6 +41,7 @@ DEFAULTS: dict[str, Any] = {
     "nn_depth": 2,
     "knots": 10,
     "interval": 5.0,
+    "conditioner": "resnet",
 }
 
 
@@ -46,6 +53,10 @@ def flow_config(dim: int, cond_dim: int, **overrides: Any) -> dict[str, Any]:
     config = {**DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
     if config["kind"] not in FLOW_KINDS:
         raise ValueError(f"flow: expected one of {FLOW_KINDS}, got {config['kind']!r}")
+    if config["conditioner"] not in CONDITIONERS:
+        raise ValueError(
+            f"conditioner: expected one of {CONDITIONERS}, got {config['conditioner']!r}"
+        )
     return {**config, "dim": int(dim), "cond_dim": int(cond_dim)}
 
 
@@ -80,6 +91,8 @@ def _build(config: dict[str, Any], seed: Seed) -> Transformed:
         nn_activation=jax.nn.relu,
     )
     key = as_key(seed)
+    if config["kind"] == "nsf" and dim > 1 and config["conditioner"] == "resnet":
+        return _residual_spline_flow(key, config, base)
     if config["kind"] == "nsf" and dim > 1:
         spline = RationalQuadraticSpline(knots=config["knots"], interval=config["interval"])
         return coupling_flow(key, transformer=spline, **common)
@@ -87,3 +100,23 @@ def _build(config: dict[str, Any], seed: Seed) -> Transformed:
         spline = RationalQuadraticSpline(knots=config["knots"], interval=config["interval"])
         return masked_autoregressive_flow(key, transformer=spline, **common)
     return masked_autoregressive_flow(key, **common)
+
+
+def _residual_spline_flow(key: Any, config: dict[str, Any], base: Normal) -> Transformed:
+    dim, cond_dim = config["dim"], config["cond_dim"]
+    spline = RationalQuadraticSpline(knots=config["knots"], interval=config["interval"])
+
+    def layer(key: Any) -> Chain:
+        coupling = ResidualCoupling(
+            key,
+            transformer=spline,
+            untransformed_dim=dim // 2,
+            dim=dim,
+            cond_dim=cond_dim,
+            width=config["nn_width"],
+            blocks=config["nn_depth"],
+        )  # Flip: the next layer transforms the variables this one conditioned on
+        return Chain([coupling, Flip((dim,)), LULinear(dim)]).merge_chains()
+
+    layers = eqx.filter_vmap(layer)(jax.random.split(key, config["flow_layers"]))
+    return Transformed(base, Invert(Scan(layers)))
