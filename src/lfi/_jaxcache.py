@@ -2,6 +2,11 @@
 
 The cache lives in ``$LFI_CACHE_DIR`` (default ``~/.cache/lfi/jax``); set ``LFI_NO_JAX_CACHE=1``
 to leave JAX's settings alone.
+
+The cache is capped (``$LFI_CACHE_MAX_BYTES``, default 2 GiB, least recently used entries go
+first). The cap also makes JAX take a file lock around every read and write: without it JAX
+writes entries non-atomically, and another process reading a half-written executable (several
+lfi processes at once: tests, workers) aborts the interpreter.
 """
 
 from __future__ import annotations
@@ -18,5 +23,7 @@ if not os.environ.get("LFI_NO_JAX_CACHE"):
         if jax.config.jax_compilation_cache_dir is None:
             jax.config.update("jax_compilation_cache_dir", str(_dir))
             jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.5)
+            cap = int(os.environ.get("LFI_CACHE_MAX_BYTES", 2 * 1024**3))
+            jax.config.update("jax_compilation_cache_max_size", cap)
     except (OSError, AttributeError):
         pass

@@ -23,6 +23,7 @@ Every prior has the same small surface:
 
 from __future__ import annotations
 
+import json
 import math
 from typing import Any, Protocol, runtime_checkable
 
@@ -89,6 +90,14 @@ class _Base:
     def __repr__(self) -> str:
         args = ", ".join(f"{k}={v}" for k, v in self.to_config().items() if k != "type")
         return f"{type(self).__name__}({args})"
+
+    # Equal configs are equal priors. Priors are static arguments of jitted functions, so a
+    # loaded or rebuilt prior reuses what was compiled for an equal one instead of recompiling.
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.to_config() == other.to_config()
+
+    def __hash__(self) -> int:
+        return hash(json.dumps(self.to_config(), sort_keys=True))
 
     def log_prob(self, theta: Any) -> jax.Array:
         theta = _theta(self, theta)
