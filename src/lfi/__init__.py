@@ -2,46 +2,58 @@
 
 >>> import lfi
 >>> sorted(lfi.__all__)[:3]
-['BoxUniform', 'DirectPosterior', 'History']
+['BoxUniform', 'CARL', 'ClassifierRatio']
 """
 
 from lfi import _jaxcache  # noqa: F401  (persistent compilation cache; must come before jit use)
 from lfi.api import infer, load
+from lfi.methods.nle import NLE
 from lfi.methods.npe import NPE
+from lfi.methods.nre import NRE
+from lfi.methods.ratio import CARL, ClassifierRatio, simulate_carl_data
 from lfi.methods.registry import METHODS
+from lfi.methods.sequential import sequential
 from lfi.posteriors.base import Posterior
 from lfi.posteriors.direct import DirectPosterior
+from lfi.posteriors.unnormalized import UnnormalizedPosterior
 from lfi.priors import BoxUniform, Independent, LogNormal, MultivariateNormal, Normal, Prior
 from lfi.simulate import SimulationReport, jax_simulator, per_sample, run_simulator, simulate
 from lfi.train import History
 
 __all__ = [
     "BoxUniform",
+    "CARL",
+    "ClassifierRatio",
     "DirectPosterior",
     "History",
     "Independent",
     "LogNormal",
     "METHODS",
     "MultivariateNormal",
+    "NLE",
     "NPE",
+    "NRE",
     "Normal",
     "Posterior",
     "Prior",
     "SimulationReport",
+    "UnnormalizedPosterior",
     "infer",
     "jax_simulator",
     "load",
     "per_sample",
     "run_simulator",
+    "sequential",
     "simulate",
+    "simulate_carl_data",
 ]
 __version__ = "0.1.0"
 
-_SUBMODULES = ("bench", "diagnostics", "plot", "tasks")
+_SUBMODULES = ("bench", "diagnostics", "plot", "samplers", "tasks")
 
 
 def __getattr__(name: str):
-    """Import ``lfi.tasks``, ``lfi.diagnostics``, ``lfi.plot`` on first use (keeps import fast)."""
+    """Import ``lfi.tasks``, ``lfi.diagnostics``, ``lfi.plot``… on first use (fast import)."""
     if name in _SUBMODULES:
         import importlib
 

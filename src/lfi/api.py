@@ -8,13 +8,21 @@ from typing import Any
 import jax
 
 from lfi._rng import Seed, as_key
+from lfi.methods.ratio import CARL, ClassifierRatio
 from lfi.methods.registry import get_method
+from lfi.methods.sequential import SEQUENTIAL, sequential
 from lfi.posteriors.direct import DirectPosterior
 from lfi.posteriors.io import read_archive
+from lfi.posteriors.unnormalized import UnnormalizedPosterior
 from lfi.priors import Prior
 from lfi.simulate import simulate
 
-_LOADERS = {"DirectPosterior": DirectPosterior.load}
+_LOADERS = {
+    "DirectPosterior": DirectPosterior.load,
+    "UnnormalizedPosterior": UnnormalizedPosterior.load,
+    "ClassifierRatio": ClassifierRatio.load,
+    "CARL": CARL.load,
+}
 
 
 def infer(
@@ -24,12 +32,18 @@ def infer(
     num_simulations: int = 1000,
     seed: Seed = 0,
     *,
+    num_rounds: int = 1,
+    x_o: Any = None,
     progress: bool = True,
     **options: Any,
 ) -> Any:
     """Simulate ``num_simulations`` from the prior, train ``method``, return its posterior.
 
-    ``options`` go to the method's constructor (flow and training settings).
+    ``options`` go to the method's constructor (network, training and sampler settings).
+    Methods: see ``lfi.METHODS`` ("npe", "nle", "nre_a", "nre_b" = "nre", "nre_c", "bnre") and
+    the sequential ones, "snpe", "snle", "snre", which need ``x_o`` and run ``num_rounds``
+    rounds (see :func:`lfi.methods.sequential.sequential`); ``num_rounds > 1`` with "npe",
+    "nle" or "nre" runs their sequential form.
 
     >>> import lfi, numpy as np
     >>> prior = lfi.BoxUniform([0.0, 0.0], [2.0, 2.0])
@@ -39,7 +53,26 @@ def infer(
     >>> post.sample(5, x=[1.0, 1.0]).shape
     (5, 2)
     """
-    estimator_cls = get_method(method)  # fail on a bad name before simulating
+    name = str(method).lower()
+    if name in ("npe", "nle", "nre") and num_rounds > 1:
+        name = "s" + name
+    if name in SEQUENTIAL:
+        if x_o is None:
+            raise ValueError(f"x_o: method {name!r} runs rounds at one observation; give x_o")
+        return sequential(
+            simulator,
+            prior,
+            name,
+            x_o,
+            num_rounds=num_rounds,
+            num_simulations=num_simulations,
+            seed=seed,
+            progress=progress,
+            **options,
+        )
+    if num_rounds != 1:
+        raise ValueError(f"num_rounds: method {name!r} has no sequential form; use 1")
+    estimator_cls = get_method(name)  # fail on a bad name before simulating
     estimator = estimator_cls(prior, progress=progress, **options)
     key_sim, key_fit = jax.random.split(as_key(seed))
     theta, x = simulate(simulator, prior, num_simulations, seed=key_sim, progress=progress)
@@ -47,7 +80,7 @@ def infer(
 
 
 def load(path: str) -> Any:
-    """Load a posterior saved with ``.save(path)`` (JSON config + arrays; never pickle)."""
+    """Load a posterior or ratio saved with ``.save(path)`` (JSON config + arrays; no pickle)."""
     config, _ = read_archive(path)
     kind = config.get("class")
     if kind not in _LOADERS:

@@ -21,6 +21,7 @@ from lfi import tasks as task_registry
 from lfi._rng import Seed, as_key
 from lfi.diagnostics import c2st
 from lfi.methods.registry import get_method
+from lfi.methods.sequential import SEQUENTIAL, sequential
 from lfi.simulate import simulate
 
 
@@ -32,6 +33,8 @@ class RunResult:
     samples: dict[int, np.ndarray] = field(default_factory=dict)
     references: dict[int, np.ndarray] = field(default_factory=dict)
     metrics: dict[str, Any] = field(default_factory=dict)
+    c2st: dict[int, float] = field(default_factory=dict)
+    diagnostics: dict[int, dict] = field(default_factory=dict)
 
 
 def run_task(
@@ -51,10 +54,28 @@ def run_task(
     Each observation k gets its own sampling seed; the reference posterior of k is drawn with
     lfi's own exact/MCMC reference sampler of the task.
     """
+    method = str(method).lower()
     task_obj = task_registry.get(task)
     x_obs = {k: task_obj.observation(k) for k in observations}  # bad numbers fail before training
-    estimator = get_method(method)(task_obj.prior, progress=progress, **options)
     key_sim, key_fit, key_sample = jax.random.split(as_key(seed), 3)
+    if method in ("npe", "nle", "nre") and options.get("num_rounds", 1) > 1:
+        method = "s" + method
+    if method in SEQUENTIAL:  # trained anew at each observation
+        return _run_sequential(
+            task_obj,
+            method,
+            num_simulations,
+            x_obs,
+            key_sim,
+            key_sample,
+            num_samples,
+            score,
+            progress,
+            seed,
+            options,
+        )
+    options.pop("num_rounds", None)  # one round: the amortised method itself
+    estimator = get_method(method)(task_obj.prior, progress=progress, **options)
     t0 = time.perf_counter()
     theta, x = simulate(
         task_obj.simulator, task_obj.prior, num_simulations, seed=key_sim, progress=progress
@@ -64,19 +85,49 @@ def run_task(
     posterior = estimator.fit(theta, x, seed=key_fit)
     t_train = time.perf_counter() - t0
     result = RunResult(posterior)
-    c2sts, t_samples, t_scores = {}, 0.0, 0.0
-    for k in observations:
+    t_samples, t_scores = _sample_and_score(
+        result, task_obj, {k: posterior for k in x_obs}, x_obs, key_sample, num_samples, score
+    )
+    history = getattr(estimator, "history", None)
+    result.metrics = _metrics(task_obj, method, num_simulations, seed, observations, result)
+    result.metrics.update(
+        seconds_simulate=t_sim,
+        seconds_train=t_train,
+        seconds_sample=t_samples,
+        seconds_score=t_scores,
+        epochs=len(history.val_loss) if history else None,
+        seconds_per_epoch=history.seconds_per_epoch if history else None,
+        first_epoch_seconds=history.epoch_seconds[0] if history else None,
+        best_val_loss=min(history.val_loss) if history else None,
+        options=options,
+    )
+    return result
+
+
+def _sample_and_score(result, task_obj, posteriors, x_obs, key, num_samples, score):
+    t_samples = t_scores = 0.0
+    for k, x_o in x_obs.items():
         t0 = time.perf_counter()
-        samples = posterior.sample(num_samples, x=x_obs[k], seed=jax.random.fold_in(key_sample, k))
+        samples = posteriors[k].sample(num_samples, x=x_o, seed=jax.random.fold_in(key, k))
         result.samples[k] = np.asarray(samples)
+        diagnostics = getattr(posteriors[k], "diagnostics", None)
+        if diagnostics is not None and hasattr(diagnostics, "rhat"):
+            result.diagnostics[k] = {
+                "rhat_max": float(np.max(diagnostics.rhat)),
+                "ess_min": float(np.min(diagnostics.ess)),
+            }
         t_samples += time.perf_counter() - t0
         if score:
             t0 = time.perf_counter()
             result.references[k] = task_obj.reference_posterior(k, num_samples, seed=k)
-            c2sts[k] = float(c2st(result.references[k], result.samples[k]))
+            result.c2st[k] = float(c2st(result.references[k], result.samples[k]))
             t_scores += time.perf_counter() - t0
-    history = getattr(estimator, "history", None)
-    result.metrics = {
+    return t_samples, t_scores
+
+
+def _metrics(task_obj, method, num_simulations, seed, observations, result) -> dict[str, Any]:
+    c2sts = result.c2st
+    return {
         "task": task_obj.name,
         "method": method,
         "num_simulations": int(num_simulations),
@@ -85,14 +136,52 @@ def run_task(
         "observations": list(observations),
         "c2st": {str(k): v for k, v in c2sts.items()},
         "c2st_mean": float(np.mean(list(c2sts.values()))) if c2sts else None,
-        "seconds_simulate": t_sim,
-        "seconds_train": t_train,
-        "seconds_sample": t_samples,
-        "seconds_score": t_scores,
-        "epochs": len(history.val_loss) if history else None,
-        "seconds_per_epoch": history.seconds_per_epoch if history else None,
-        "first_epoch_seconds": history.epoch_seconds[0] if history else None,
-        "best_val_loss": min(history.val_loss) if history else None,
-        "options": options,
+        "mcmc": {str(k): v for k, v in result.diagnostics.items()} or None,
     }
+
+
+def _run_sequential(
+    task_obj,
+    method,
+    num_simulations,
+    x_obs,
+    key_sim,
+    key_sample,
+    num_samples,
+    score,
+    progress,
+    seed,
+    options,
+):
+    options = dict(options)
+    num_rounds = int(options.pop("num_rounds", 10))
+    posteriors, t_train, rounds = {}, 0.0, {}
+    for k, x_o in x_obs.items():
+        t0 = time.perf_counter()
+        posteriors[k] = sequential(
+            task_obj.simulator,
+            task_obj.prior,
+            method,
+            x_o,
+            num_rounds=num_rounds,
+            num_simulations=num_simulations,
+            seed=jax.random.fold_in(key_sim, k),
+            progress=progress,
+            **options,
+        )
+        t_train += time.perf_counter() - t0
+        rounds[str(k)] = posteriors[k].rounds
+    result = RunResult(posteriors[next(iter(x_obs))])
+    t_samples, t_scores = _sample_and_score(
+        result, task_obj, posteriors, x_obs, key_sample, num_samples, score
+    )
+    result.metrics = _metrics(task_obj, method, num_simulations, seed, list(x_obs), result)
+    result.metrics.update(
+        seconds_train=t_train,
+        seconds_sample=t_samples,
+        seconds_score=t_scores,
+        num_rounds=num_rounds,
+        rounds=rounds,
+        options=options,
+    )
     return result

@@ -29,14 +29,25 @@ def _write_outputs(result, task, out: Path) -> None:
 
 def _summary(m: dict) -> str:
     c2st = ", ".join(f"obs {k}: {v:.3f}" for k, v in m["c2st"].items())
-    return (
-        f"{m['task']} · {m['method']} · {m['num_simulations']} simulations\n"
-        f"  C2ST vs reference (0.5 is perfect): {c2st or 'not scored'}\n"
-        f"  simulate {m['seconds_simulate']:.1f} s · train {m['seconds_train']:.1f} s "
-        f"({m['epochs']} epochs, {m['seconds_per_epoch']:.3f} s/epoch, first epoch with "
-        f"compilation {m['first_epoch_seconds']:.1f} s) · sample {m['seconds_sample']:.2f} s · "
-        f"C2ST {m['seconds_score']:.1f} s"
-    )
+    lines = [
+        f"{m['task']} · {m['method']} · {m['num_simulations']} simulations",
+        f"  C2ST vs reference (0.5 is perfect): {c2st or 'not scored'}",
+    ]
+    if m.get("epochs"):
+        lines.append(
+            f"  simulate {m['seconds_simulate']:.1f} s · train {m['seconds_train']:.1f} s "
+            f"({m['epochs']} epochs, {m['seconds_per_epoch']:.3f} s/epoch, first epoch with "
+            f"compilation {m['first_epoch_seconds']:.1f} s) · sample {m['seconds_sample']:.2f} s"
+            f" · C2ST {m['seconds_score']:.1f} s"
+        )
+    else:  # sequential: simulation and training alternate in rounds
+        lines.append(
+            f"  {m.get('num_rounds')} rounds: simulate + train {m['seconds_train']:.1f} s · "
+            f"sample {m['seconds_sample']:.2f} s · C2ST {m['seconds_score']:.1f} s"
+        )
+    for k, d in (m.get("mcmc") or {}).items():
+        lines.append(f"  MCMC obs {k}: max R-hat {d['rhat_max']:.3f}, min ESS {d['ess_min']:.0f}")
+    return "\n".join(lines)
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -53,6 +64,7 @@ def _run(args: argparse.Namespace) -> int:
         num_samples=args.samples,
         score=not args.no_c2st,
         progress=not args.quiet,
+        **({"num_rounds": args.rounds} if args.rounds else {}),
     )
     out = Path(args.out)
     _write_outputs(result, task, out)
@@ -76,12 +88,14 @@ def _tasks(_: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     from lfi.methods.registry import METHODS
+    from lfi.methods.sequential import SEQUENTIAL
 
     parser = argparse.ArgumentParser(prog="lfi", description="Simulation-based inference on JAX.")
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p, task_default=None):
-        p.add_argument("--method", default="npe", choices=sorted(METHODS))
+        p.add_argument("--method", default="npe", choices=sorted([*METHODS, *SEQUENTIAL]))
+        p.add_argument("--rounds", type=int, default=None, help="rounds (sequential methods)")
         p.add_argument("--simulations", type=int, default=10_000)
         p.add_argument("--observation", type=int, default=1, help="observation number, 1-10")
         p.add_argument("--seed", type=int, default=0)

@@ -1,17 +1,33 @@
-"""Method names → estimator classes, for ``lfi.infer`` and ``lfi run --method``."""
+"""Method names → estimator factories, for ``lfi.infer`` and ``lfi run --method``.
+
+Each factory is called as ``factory(prior, progress=..., **options)`` and returns an estimator
+with ``.fit(theta, x, seed=...)`` → posterior.
+"""
 
 from __future__ import annotations
 
+import functools
+from collections.abc import Callable
+
+from lfi.methods.nle import NLE
 from lfi.methods.npe import NPE
+from lfi.methods.nre import NRE
 
-METHODS: dict[str, type] = {"npe": NPE}
+METHODS: dict[str, Callable] = {
+    "npe": NPE,
+    "nle": NLE,
+    "nre_a": functools.partial(NRE, variant="a"),
+    "nre_b": functools.partial(NRE, variant="b"),
+    "nre": functools.partial(NRE, variant="b"),  # as in sbi, NRE means NRE-B
+    "nre_c": functools.partial(NRE, variant="c"),
+    "bnre": functools.partial(NRE, variant="bnre"),
+}
 
 
-def get_method(name: str) -> type:
-    """The estimator class for a method name; unknown names list the valid ones."""
+def get_method(name: str) -> Callable:
+    """The estimator factory for a method name; unknown names list the valid ones."""
     key = str(name).lower()
     if key not in METHODS:
-        raise ValueError(
-            f"method: unknown {name!r}; valid methods are {', '.join(sorted(METHODS))}"
-        )
+        valid = ", ".join(sorted([*METHODS, "snle", "snpe", "snre"]))
+        raise ValueError(f"method: unknown {name!r}; valid methods are {valid}")
     return METHODS[key]

@@ -1,0 +1,81 @@
+"""NLE and NRE against a closed-form posterior, i.i.d. trials, and the ratio's meaning."""
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import lfi
+
+# gaussian_linear in 2-d: θ ~ N(0, 0.1 I), x | θ ~ N(θ, 0.1 I); for k i.i.d. trials with mean
+# x̄ the posterior is N(k x̄ / (k + 1), 0.1 / (k + 1) I) (prior and noise variances are equal).
+VAR, DIM = 0.1, 2
+PRIOR = lfi.Normal(jnp.zeros(DIM), jnp.sqrt(VAR) * jnp.ones(DIM))
+
+
+def gaussian(key, theta):
+    return theta + jnp.sqrt(VAR) * jax.random.normal(key, theta.shape)
+
+
+@pytest.fixture(scope="module")
+def data():
+    return lfi.simulate(gaussian, PRIOR, 3000, seed=0, progress=False)
+
+
+def closed_form(x):
+    x = np.atleast_2d(x)
+    k = x.shape[0]
+    return k * x.mean(0) / (k + 1), np.sqrt(VAR / (k + 1))
+
+
+def check_posterior(post, x, tol_mean=0.25, tol_sd=0.2):
+    s = np.asarray(post.sample(4000, x=x, seed=1, num_chains=8))  # 500 draws per chain
+    mean, sd = closed_form(x)
+    # Monte-Carlo error of 4000 MCMC draws (ESS > 400) is < 0.05 sd; the rest of the allowance
+    # (a quarter of a posterior sd for the mean, 20% for the sd) is the estimator's, as for NPE
+    np.testing.assert_array_less(np.abs(s.mean(0) - mean), tol_mean * sd)
+    np.testing.assert_array_less(np.abs(s.std(0) / sd - 1), tol_sd)
+    d = post.diagnostics
+    assert float(np.max(d.rhat)) < 1.01
+
+
+@pytest.fixture(scope="module")
+def nle(data):
+    return lfi.NLE(PRIOR, progress=False).fit(*data, seed=0)
+
+
+def test_nle_matches_closed_form(nle):
+    check_posterior(nle, np.array([0.3, -0.2]))
+
+
+def test_nle_iid_trials_sum_log_likelihoods(nle):
+    trials = np.array([[0.3, -0.2], [0.1, 0.0], [0.4, -0.3], [0.2, -0.1]], np.float32)
+    check_posterior(nle, trials)
+    # log_prob with k trials = log prior + the sum of the single-trial likelihood terms
+    theta = np.array([[0.1, -0.1], [0.2, 0.0]], np.float32)
+    prior = np.asarray(PRIOR.log_prob(theta))
+    single = [np.asarray(nle.log_prob(theta, x=t)) - prior for t in trials]
+    np.testing.assert_allclose(nle.log_prob(theta, x=trials), prior + np.sum(single, 0), 1e-4)
+
+
+@pytest.mark.parametrize("variant", ["a", "b", "c", "bnre"])
+def test_nre_variants_match_closed_form(variant, data):
+    post = lfi.NRE(PRIOR, variant=variant, progress=False).fit(*data, seed=0)
+    # a classifier's ratio is a noisier fit than a flow's density: a third of a posterior sd for
+    # the mean, and a quarter for the sd (BNRE is built to be wider: conservative by design)
+    check_posterior(
+        post, np.array([0.3, -0.2]), tol_mean=0.35, tol_sd=0.35 if variant == "bnre" else 0.25
+    )
+
+
+def test_nre_c_logit_is_the_log_ratio(data):
+    # NRE-C's optimal logit is exactly log p(x|θ)/p(x); differences in θ at one x cancel p(x) and
+    # compare with the closed-form log-likelihood differences
+    post = lfi.NRE(PRIOR, variant="c", progress=False).fit(*data, seed=0)
+    x = np.array([0.3, -0.2], np.float32)
+    theta = np.array([[0.3, -0.2], [0.1, 0.0], [0.0, -0.3], [0.4, -0.1]], np.float32)
+    learned = np.asarray(post.log_prob(theta, x=x) - PRIOR.log_prob(theta))
+    exact = -0.5 * np.sum((x - theta) ** 2, 1) / VAR
+    diff_l, diff_e = learned - learned[0], exact - exact[0]
+    # θ's within ~1 posterior sd: log-ratio differences are ~1 nat; allow 0.35 nat
+    np.testing.assert_allclose(diff_l, diff_e, atol=0.35)
