@@ -150,5 +150,5 @@ def test_infer_one_liner_and_unknown_method():
     )
     assert isinstance(post, lfi.Posterior)
     assert post.sample(5, x=[0.5, 0.5]).shape == (5, 2)
-    with pytest.raises(ValueError, match="valid methods are npe"):
+    with pytest.raises(ValueError, match="valid methods are .*nle.*npe.*nre.*snpe"):
         lfi.infer(gaussian, prior, "snake_oil", num_simulations=10)

@@ -156,6 +156,9 @@ def fit(
     batch_size = int(min(batch_size, n - num_val))
 
     params, static = _partition(model)
+    # strong-typed leaves: a weak-typed one (e.g. from jnp.full with a Python scalar) comes back
+    # strong from the first epoch, and the second epoch would compile the whole epoch again
+    params = jax.tree_util.tree_map(lambda a: jax.lax.convert_element_type(a, a.dtype), params)
     optimizer = _optimizer(None if clip_norm is None else float(clip_norm))
     opt_state = _set_lr(optimizer.init(params), learning_rate)
     decays_left, wait = int(lr_decays), int(patience)

@@ -107,7 +107,7 @@ class LULinear(AbstractBijection):
         self.cond_shape = (cond_dim,) if cond_dim else None
         self.lower = jnp.zeros((dim, dim))
         self.upper = jnp.zeros((dim, dim))
-        self.raw_diag = jnp.full(dim, jnp.log(jnp.expm1(1.0)))  # softplus(raw) = 1
+        self.raw_diag = jnp.full(dim, jnp.log(jnp.expm1(1.0)), dtype=jnp.float32)  # softplus = 1
         self.bias = jnp.zeros(dim)
 
     def _factors(self) -> tuple[Array, Array, Array]:
