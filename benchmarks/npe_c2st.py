@@ -19,6 +19,7 @@ import sys
 import time
 from pathlib import Path
 
+import jax
 import numpy as np
 
 from lfi.bench import run_task
@@ -86,6 +87,7 @@ def main(argv=None) -> int:
                 m = result.metrics
                 m.update(label=args.label, wall_seconds=time.perf_counter() - t0)
                 runs.append(m)
+                jax.clear_caches()  # unmap compiled code (vm.max_map_count)
                 out.write_text(json.dumps(runs, indent=1))
                 print(
                     f"{task:<24} {budget:>6} seed {seed}: C2ST {m['c2st_mean']:.3f} "

@@ -1,0 +1,119 @@
+"""Any lfi method on the benchmark tasks: mean C2ST over observations, beside sbibm's figure for
+the same algorithm (../shared/anchors/sbibm_c2st.md, sbibm main_paper.csv).
+
+Run by hand (not in CI); C2ST's classifier dominates the time (minutes per observation in 10-d):
+
+    python benchmarks/methods_c2st.py --methods nle nre --tasks two_moons slcp \\
+        --out benchmarks/results/methods_c2st.json
+
+Amortised methods (npe, nle, nre_*) train one estimator per (task, budget, seed) and evaluate it
+at every observation; sequential ones (snpe, snle, snre) train anew at each observation with
+``--rounds`` rounds (sbibm: 10). NLE/NRE posteriors are sampled by lfi's MCMC (NUTS, 20 chains)
+and the table reports the worst R-hat seen. Results are appended per run to the JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+
+import jax
+
+from lfi.bench import run_task
+
+# sbibm main_paper.csv, mean C2ST over 10 observations: {(method, task): {budget: value}}
+_COLUMNS = ("nle", "snle", "npe", "snpe", "nre", "snre")
+_ROWS = {
+    ("gaussian_linear", 1000): (0.650, 0.628, 0.694, 0.652, 0.672, 0.670),
+    ("gaussian_linear", 10000): (0.555, 0.548, 0.552, 0.544, 0.560, 0.536),
+    ("gaussian_linear_uniform", 1000): (0.723, 0.657, 0.696, 0.631, 0.788, 0.681),
+    ("gaussian_linear_uniform", 10000): (0.548, 0.552, 0.553, 0.527, 0.706, 0.606),
+    ("gaussian_mixture", 1000): (0.812, 0.701, 0.731, 0.697, 0.784, 0.723),
+    ("gaussian_mixture", 10000): (0.731, 0.702, 0.661, 0.583, 0.752, 0.662),
+    ("slcp", 1000): (0.946, 0.921, 0.975, 0.965, 0.972, 0.968),
+    ("slcp", 10000): (0.771, 0.713, 0.901, 0.845, 0.947, 0.917),
+    ("two_moons", 1000): (0.773, 0.657, 0.725, 0.643, 0.822, 0.651),
+    ("two_moons", 10000): (0.713, 0.571, 0.606, 0.554, 0.761, 0.582),
+}
+ALIASES = {"nre_b": "nre", "nre_a": "nre", "nre_c": "nre", "bnre": "nre"}  # sbibm's NRE is NRE-B
+
+
+def sbibm(method: str, task: str, budget: int) -> float | None:
+    column = ALIASES.get(method, method)
+    row = _ROWS.get((task, budget))
+    return None if row is None or column not in _COLUMNS else row[_COLUMNS.index(column)]
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--methods", nargs="+", default=["nle", "nre"])
+    p.add_argument("--tasks", nargs="+", default=["two_moons"])
+    p.add_argument("--budgets", nargs="+", type=int, default=[10000])
+    p.add_argument("--seeds", nargs="+", type=int, default=[0])
+    p.add_argument("--observations", nargs="+", type=int, default=list(range(1, 11)))
+    p.add_argument("--rounds", type=int, default=10, help="rounds of the sequential methods")
+    p.add_argument("--out", default="benchmarks/results/methods_c2st.json")
+    args = p.parse_args(argv)
+    out = Path(args.out)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    runs = json.loads(out.read_text()) if out.exists() else []
+    for method in args.methods:
+        extra = {"num_rounds": args.rounds} if method.startswith("s") else {}
+        for task in args.tasks:
+            for budget in args.budgets:
+                for seed in args.seeds:
+                    t0 = time.perf_counter()
+                    result = run_task(
+                        task,
+                        method,
+                        num_simulations=budget,
+                        observations=args.observations,
+                        seed=seed,
+                        progress=False,
+                        **extra,
+                    )
+                    m = result.metrics
+                    m.update(
+                        wall_seconds=time.perf_counter() - t0, sbibm=sbibm(method, task, budget)
+                    )
+                    m.pop("rounds", None)
+                    runs.append(m)
+                    jax.clear_caches()  # unmap compiled code (vm.max_map_count)
+                    out.write_text(json.dumps(runs, indent=1, default=str))
+                    print(
+                        f"{method:<6} {task:<18} {budget:>6} seed {seed}: C2ST "
+                        f"{m['c2st_mean']:.3f} (sbibm {m['sbibm']}; {m['wall_seconds']:.0f} s)",
+                        flush=True,
+                    )
+    out.with_suffix(".md").write_text(render(runs, " ".join(["python", *sys.argv])))
+    return 0
+
+
+def render(runs: list[dict], command: str) -> str:
+    lines = [
+        "# lfi methods: mean C2ST over observations (0.5 is best) beside sbibm",
+        "",
+        f"Command: `{command}`",
+        "",
+        "| method | task | simulations | observations | lfi C2ST | sbibm | ≤ sbibm? | max R-hat "
+        "| train s | sample s |",
+        "|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    for m in runs:
+        ref = m.get("sbibm")
+        ok = "" if ref is None else ("yes" if m["c2st_mean"] <= ref else "**no**")
+        rhat = max((d["rhat_max"] for d in (m.get("mcmc") or {}).values()), default=None)
+        lines.append(
+            f"| {m['method']} | {m['task']} | {m['num_simulations']} | {len(m['observations'])} "
+            f"| {m['c2st_mean']:.3f} | {ref or '-'} | {ok} | "
+            f"{'-' if rhat is None else f'{rhat:.3f}'} | {m['seconds_train']:.0f} "
+            f"| {m['seconds_sample']:.1f} |"
+        )
+    return "\n".join(lines) + "\n"
+
+
+if __name__ == "__main__":
+    sys.exit(main())
