@@ -16,20 +16,16 @@ observation may be given as (k, dim_x).
 
 from __future__ import annotations
 
-import warnings
 from typing import Any
 
 import jax.numpy as jnp
-import numpy as np
 import paramax
 
-from lfi._rng import Seed, as_key
-from lfi.methods.npe import TRAIN_DEFAULTS, check_training_data
+from lfi._rng import Seed
+from lfi.methods.npe import TRAIN_DEFAULTS, train_standardized
 from lfi.nets.flows import build_flow, flow_config
-from lfi.posteriors.direct import Standardizer
 from lfi.posteriors.unnormalized import UnnormalizedPosterior
 from lfi.priors import Prior
-from lfi.train import fit
 
 SAMPLER_OPTIONS = ("sampler", "num_chains", "num_warmup", "thin")
 
@@ -68,28 +64,26 @@ class NLE:
         self.history = None
 
     def fit(self, theta: Any, x: Any, seed: Seed = 0) -> UnnormalizedPosterior:
-        theta, x = check_training_data(self.prior, theta, x)
-        u = np.asarray(self.prior.to_unconstrained(theta))
-        stand = Standardizer.fit(u, x)
-        key = as_key(seed)
-        config = flow_config(x.shape[1], self.prior.dim, **self.flow_options)
-        flow = build_flow(config, key)
-        data = (stand.z_theta(jnp.asarray(u)), stand.z_x(jnp.asarray(x)))
-        trained, self.history = fit(
-            flow, nle_loss, data, seed=key, progress=self.progress, **self.train_options
-        )
-        if self.history.best_epoch < 0:
-            warnings.warn("NLE: validation loss never improved; untrained", stacklevel=2)
-        options = dict(self.sampler_options)
-        return UnnormalizedPosterior(
-            self.prior,
-            trained,
-            stand,
-            config,
-            x.shape[1],
-            kind="likelihood",
-            method=self.method,
-            history=self.history,
-            sampler=options.pop("sampler", "nuts"),
-            sampler_options=options,
-        )
+        def build(dim_x: int, key: Any) -> tuple[dict, Any]:
+            config = flow_config(dim_x, self.prior.dim, **self.flow_options)
+            return config, build_flow(config, key)
+
+        fitted = train_standardized(self, theta, x, seed, build, nle_loss)
+        return unnormalized_posterior(self, *fitted, kind="likelihood")
+
+
+def unnormalized_posterior(estimator, trained, stand, config, dim_x, *, kind):
+    """The posterior of a fitted NLE/NRE estimator, with its sampler options."""
+    options = dict(estimator.sampler_options)
+    return UnnormalizedPosterior(
+        estimator.prior,
+        trained,
+        stand,
+        config,
+        dim_x,
+        kind=kind,
+        method=estimator.method,
+        history=estimator.history,
+        sampler=options.pop("sampler", "nuts"),
+        sampler_options=options,
+    )

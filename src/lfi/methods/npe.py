@@ -70,6 +70,28 @@ def check_training_data(prior: Prior, theta: Any, x: Any) -> tuple[np.ndarray, n
     return theta, x
 
 
+def train_standardized(estimator: Any, theta: Any, x: Any, seed: Seed, build: Any, loss: Any):
+    """The fit shared by NPE, NLE and NRE: check the data, z-score θ (in the prior's
+    unconstrained space) and x, ``build(dim_x, key) -> (config, net)``, train with the one loop.
+    Sets ``estimator.history``; returns ``(trained, standardizer, config, dim_x)``."""
+    prior = estimator.prior
+    theta, x = check_training_data(prior, theta, x)
+    u = np.asarray(prior.to_unconstrained(theta))
+    stand = Standardizer.fit(u, x)
+    key = as_key(seed)
+    config, net = build(x.shape[1], key)
+    data = (stand.z_theta(jnp.asarray(u)), stand.z_x(jnp.asarray(x)))
+    trained, estimator.history = fit(
+        net, loss, data, seed=key, progress=estimator.progress, **estimator.train_options
+    )
+    if estimator.history.best_epoch < 0:
+        name = type(estimator).__name__
+        warnings.warn(
+            f"{name}: validation loss never improved; the posterior is untrained", stacklevel=3
+        )
+    return trained, stand, config, x.shape[1]
+
+
 class NPE:
     """Neural posterior estimation; ``NPE(prior).fit(theta, x, seed=0)`` returns a posterior.
 
@@ -89,18 +111,9 @@ class NPE:
         self.history = None
 
     def fit(self, theta: Any, x: Any, seed: Seed = 0) -> DirectPosterior:
-        theta, x = check_training_data(self.prior, theta, x)
-        u = np.asarray(self.prior.to_unconstrained(theta))
-        stand = Standardizer.fit(u, x)
-        key = as_key(seed)
-        config = flow_config(self.prior.dim, x.shape[1], **self.flow_options)
-        flow = build_flow(config, key)
-        data = (stand.z_theta(jnp.asarray(u)), stand.z_x(jnp.asarray(x)))
-        trained, self.history = fit(
-            flow, npe_loss, data, seed=key, progress=self.progress, **self.train_options
-        )
-        if self.history.best_epoch < 0:
-            warnings.warn(
-                "NPE: validation loss never improved; the posterior is untrained", stacklevel=2
-            )
-        return DirectPosterior(self.prior, trained, stand, config, x.shape[1], self.history, "npe")
+        def build(dim_x: int, key: Any) -> tuple[dict, Any]:
+            config = flow_config(self.prior.dim, dim_x, **self.flow_options)
+            return config, build_flow(config, key)
+
+        trained, stand, config, dim_x = train_standardized(self, theta, x, seed, build, npe_loss)
+        return DirectPosterior(self.prior, trained, stand, config, dim_x, self.history, "npe")

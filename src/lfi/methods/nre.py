@@ -26,22 +26,18 @@ from __future__ import annotations
 
 import functools
 import math
-import warnings
 from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import paramax
 
-from lfi._rng import Seed, as_key
-from lfi.methods.nle import split_options
-from lfi.methods.npe import TRAIN_DEFAULTS, check_training_data
+from lfi._rng import Seed
+from lfi.methods.nle import split_options, unnormalized_posterior
+from lfi.methods.npe import TRAIN_DEFAULTS, train_standardized
 from lfi.nets.classifiers import build_classifier, classifier_config
-from lfi.posteriors.direct import Standardizer
 from lfi.posteriors.unnormalized import UnnormalizedPosterior
 from lfi.priors import Prior
-from lfi.train import fit
 
 VARIANTS = ("a", "b", "c", "bnre")
 
@@ -145,28 +141,9 @@ class NRE:
         return "bnre" if self.variant == "bnre" else f"nre_{self.variant}"
 
     def fit(self, theta: Any, x: Any, seed: Seed = 0) -> UnnormalizedPosterior:
-        theta, x = check_training_data(self.prior, theta, x)
-        u = np.asarray(self.prior.to_unconstrained(theta))
-        stand = Standardizer.fit(u, x)
-        key = as_key(seed)
-        config = classifier_config(self.prior.dim, x.shape[1], **self.classifier_options)
-        net = build_classifier(config, key)
-        data = (stand.z_theta(jnp.asarray(u)), stand.z_x(jnp.asarray(x)))
-        trained, self.history = fit(
-            net, self.loss, data, seed=key, progress=self.progress, **self.train_options
-        )
-        if self.history.best_epoch < 0:
-            warnings.warn("NRE: validation loss never improved; untrained", stacklevel=2)
-        options = dict(self.sampler_options)
-        return UnnormalizedPosterior(
-            self.prior,
-            trained,
-            stand,
-            config,
-            x.shape[1],
-            kind="ratio",
-            method=self.method,
-            history=self.history,
-            sampler=options.pop("sampler", "nuts"),
-            sampler_options=options,
-        )
+        def build(dim_x: int, key: Any) -> tuple[dict, Any]:
+            config = classifier_config(self.prior.dim, dim_x, **self.classifier_options)
+            return config, build_classifier(config, key)
+
+        fitted = train_standardized(self, theta, x, seed, build, self.loss)
+        return unnormalized_posterior(self, *fitted, kind="ratio")
