@@ -48,7 +48,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from blackjax.mcmc import slice as bj_slice
-from scipy import stats
 
 from lfi._rng import Seed, as_key
 
@@ -349,6 +348,8 @@ def _split_ranks(samples: Any, fold: bool = False) -> np.ndarray:
     x = np.concatenate([x[:, :half], x[:, x.shape[1] - half :]], axis=0)
     if fold:
         x = np.abs(x - np.median(x, axis=(0, 1)))
+    from scipy import stats  # here, not at import: scipy.stats costs ~0.4 s to import
+
     ranks = stats.rankdata(x.reshape(-1, *x.shape[2:]), axis=0).reshape(x.shape)
     return stats.norm.ppf((ranks - 0.375) / (x.shape[0] * x.shape[1] + 0.25))
 
