@@ -283,6 +283,11 @@ def check(result: MCMCResult, warn: bool = True) -> list[str]:
     target = _TARGET.get(result.kernel)
     if target and result.acceptance < target / 2:
         problems.append(f"acceptance {result.acceptance:.2f} is low (target {target})")
+    if result.kernel == "imh" and result.acceptance < 0.1:
+        problems.append(
+            f"acceptance {result.acceptance:.2f} is low: the proposal fits the posterior poorly "
+            "(try sampler='nuts' or 'slice')"
+        )
     if result.divergences > 0:
         problems.append(f"{result.divergences} divergent transitions: the draws may be biased")
     for problem in problems if warn else []:

@@ -47,7 +47,7 @@ class NLE:
     """Neural likelihood estimation; ``NLE(prior).fit(theta, x, seed=0)`` returns a posterior.
 
     Flow options as :class:`lfi.NPE` (``flow``, ``flow_layers``, ``nn_width``…), training
-    options as NPE, and sampler options (``sampler``: "nuts" default, "slice", "hmc", "rwm",
+    options as NPE, and sampler options (``sampler``: "imh" default, "nuts", "slice", "hmc", "rwm",
     "importance", "rejection"; ``num_chains``, ``num_warmup``, ``thin``) kept by the posterior.
     """
 
@@ -84,6 +84,6 @@ def unnormalized_posterior(estimator, trained, stand, config, dim_x, *, kind):
         kind=kind,
         method=estimator.method,
         history=estimator.history,
-        sampler=options.pop("sampler", "nuts"),
+        sampler=options.pop("sampler", "imh"),
         sampler_options=options,
     )

@@ -327,7 +327,7 @@ class CARL(_Estimator):
         u = z[jnp.argmax(value)] * self.stand.theta_std + self.stand.theta_mean
         return self.prior.from_unconstrained(u)
 
-    def posterior(self, sampler: str = "nuts", **sampler_options: Any) -> UnnormalizedPosterior:
+    def posterior(self, sampler: str = "imh", **sampler_options: Any) -> UnnormalizedPosterior:
         """prior × r̂ ∝ the posterior, sampled by MCMC (``kind="ratio"``, ``method="carl"``)."""
         self._check_fitted()
         args = (self.prior, self.net, self.stand, self.config, self.dim_x)

@@ -5,11 +5,14 @@ log p̃(θ | x_1..k) = log p(θ) + Σ_i f(θ, x_i), where f is log q(x | θ) fro
 the likelihood-ratio trick). Several i.i.d. trials of one θ add their terms. ``log_prob`` is
 unnormalised (``normalized = False``): it differs from log p(θ | x) by a constant in θ.
 
-Sampling runs MCMC (:func:`lfi.samplers.mcmc`, NUTS by default, many chains at once) in the
-prior's unconstrained space u, on log p̃(T(u)) + log |dT/du|, so draws never leave the prior's
-support. Chains start at draws from sampling-importance-resampling of prior samples. Every run's
-diagnostics (R-hat, ESS, acceptance, divergences) are kept in ``.diagnostics`` and warned on
-when poor.
+Sampling runs MCMC in the prior's unconstrained space u, on log p̃(T(u)) + log |dT/du|, so
+draws never leave the prior's support. By default ("imh") a Student-t mixture is fitted to the
+posterior by tempered importance sampling from the prior and 50 independence Metropolis–Hastings
+chains propose from it (:mod:`lfi.proposals`): they jump between modes, so R-hat checks the
+mode weights too, and need no gradients. NUTS, HMC, slice and random-walk kernels
+(:func:`lfi.samplers.mcmc`) start from sampling-importance-resampling of prior draws. Every
+run's diagnostics (R-hat, ESS, acceptance) are kept in ``.diagnostics`` and warned on when
+poor.
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ import numpy as np
 import optax
 import paramax
 
-from lfi import samplers
+from lfi import proposals, samplers
 from lfi._rng import Seed, as_key
 from lfi.nets.classifiers import build_classifier
 from lfi.nets.flows import build_flow
@@ -32,7 +35,8 @@ from lfi.posteriors.direct import Standardizer
 from lfi.posteriors.io import fill_module, module_arrays, read_archive, write_archive
 from lfi.priors import prior_from_config
 
-SAMPLERS = ("nuts", "hmc", "slice", "rwm", "importance", "rejection")
+SAMPLERS = ("imh", "nuts", "hmc", "slice", "rwm", "importance", "rejection")
+_FIT_OPTIONS = ("num_draws", "components", "max_rounds", "target_ess")
 
 
 class LikelihoodTerm(eqx.Module):
@@ -92,7 +96,7 @@ class UnnormalizedPosterior(ObservationMixin):
         kind,
         method,
         history=None,
-        sampler="nuts",
+        sampler="imh",
         sampler_options=None,
     ):
         if kind not in ("likelihood", "ratio"):
@@ -153,8 +157,12 @@ class UnnormalizedPosterior(ObservationMixin):
     def sample(self, n: int, x: Any = None, seed: Seed = 0, **options: Any) -> jax.Array:
         """``n`` draws for one observation (or k i.i.d. trials), shape (n, dθ).
 
-        ``sampler`` ("nuts" default, "hmc", "slice", "rwm", "importance", "rejection") and its
-        options (``num_chains``, ``num_warmup``, ``thin``…) may be given here or at construction.
+        ``sampler``: "imh" (default: independence Metropolis–Hastings from a Student-t mixture
+        fitted by tempered importance sampling, :mod:`lfi.proposals`; its chains jump between
+        modes), "nuts", "hmc", "slice", "rwm", "importance" or "rejection". Options (here or at
+        construction): ``num_chains``, ``num_warmup``, ``thin`` (for "imh" by default "auto":
+        chosen from the proposal's fit, doubled while R-hat > 1.01, up to 64), and for "imh"
+        the fit's ``num_draws``, ``components``, ``max_rounds``, ``target_ess``.
         """
         opts = {**self.sampler_options, **options}
         kind = _check_sampler(opts.pop("sampler", self.sampler))
@@ -163,16 +171,37 @@ class UnnormalizedPosterior(ObservationMixin):
         if kind in ("importance", "rejection"):
             u = self._proposal_draws(kind, params, int(n), key_run, opts)
         else:
-            # 20 chains by default, fewer for small n so that each chain has >= 50 draws
-            chains = int(opts.pop("num_chains", max(1, min(20, int(n) // 50))))
-            init = self.initial_points(params, chains, key_init)
-            result = samplers.mcmc(
-                _log_density, params, init, int(n), seed=key_run, kernel=kind, **opts
-            )
+            # chains: 50 for imh, 20 for the others, fewer for small n (>= 50 draws per chain)
+            most = 50 if kind == "imh" else 20
+            chains = int(opts.pop("num_chains", max(1, min(most, int(n) // 50))))
+            if kind == "imh":
+                result = self._imh(params, int(n), chains, key_init, key_run, opts)
+            else:
+                init = self.initial_points(params, chains, key_init)
+                result = samplers.mcmc(
+                    _log_density, params, init, int(n), seed=key_run, kernel=kind, **opts
+                )
             samplers.check(result)
             self.diagnostics = result
             u = result.flat
         return self.prior.from_unconstrained(u)
+
+    def _imh(self, params, n, chains, key_init, key_run, opts) -> samplers.MCMCResult:
+        fit_opts = {k: opts.pop(k) for k in _FIT_OPTIONS if k in opts}
+        q, fit = proposals.fit_proposal(
+            _log_density, params, proposals.PriorProposal(self.prior), seed=key_init, **fit_opts
+        )
+        thin = opts.pop("thin", "auto")
+        auto = thin == "auto"
+        if auto:  # an IMH chain's autocorrelation grows as the proposal's ESS fraction falls
+            thin = int(min(64, max(1, round(0.5 / max(fit.ess_fractions[-1], 1e-3)))))
+        while True:
+            result = proposals.independence_mh(
+                _log_density, params, q, fit.starts(chains), n, seed=key_run, thin=thin, **opts
+            )
+            if not auto or thin >= 64 or not np.nanmax(result.rhat) > 1.01:
+                return result
+            thin = min(64, 2 * thin)
 
     def sample_batched(self, n: int, x: Any, seed: Seed = 0, **options: Any) -> jax.Array:
         """``n`` draws for each of m observations: shape (m, n, dθ); diagnostics per run."""
@@ -252,7 +281,7 @@ class UnnormalizedPosterior(ObservationMixin):
             config["dim_x"],
             kind=config["kind"],
             method=config["method"],
-            sampler=config.get("sampler", "nuts"),
+            sampler=config.get("sampler", "imh"),
             sampler_options=config.get("sampler_options"),
         )
         if config.get("default_x") is not None:
