@@ -7,6 +7,7 @@
 
 from lfi import _jaxcache  # noqa: F401  (persistent compilation cache; must come before jit use)
 from lfi.api import infer, load
+from lfi.methods.abc import RejectionABC, smc_abc
 from lfi.methods.nle import NLE
 from lfi.methods.npe import NPE
 from lfi.methods.nre import NRE
@@ -15,6 +16,8 @@ from lfi.methods.registry import METHODS
 from lfi.methods.sequential import sequential
 from lfi.posteriors.base import Posterior
 from lfi.posteriors.direct import DirectPosterior
+from lfi.posteriors.samples import ParticlePosterior
+from lfi.posteriors.tractable import LikelihoodPosterior
 from lfi.posteriors.unnormalized import UnnormalizedPosterior
 from lfi.priors import BoxUniform, Independent, LogNormal, MultivariateNormal, Normal, Prior
 from lfi.simulate import SimulationReport, jax_simulator, per_sample, run_simulator, simulate
@@ -27,6 +30,7 @@ __all__ = [
     "DirectPosterior",
     "History",
     "Independent",
+    "LikelihoodPosterior",
     "LogNormal",
     "METHODS",
     "MultivariateNormal",
@@ -34,8 +38,10 @@ __all__ = [
     "NPE",
     "NRE",
     "Normal",
+    "ParticlePosterior",
     "Posterior",
     "Prior",
+    "RejectionABC",
     "SimulationReport",
     "UnnormalizedPosterior",
     "infer",
@@ -46,16 +52,25 @@ __all__ = [
     "sequential",
     "simulate",
     "simulate_carl_data",
+    "smc_abc",
 ]
 __version__ = "0.1.0"
 
-_SUBMODULES = ("bench", "diagnostics", "plot", "samplers", "tasks")
+_SUBMODULES = {
+    "bench": "lfi.bench",
+    "conjugate": "lfi.methods.conjugate",
+    "diagnostics": "lfi.diagnostics",
+    "plot": "lfi.plot",
+    "proposals": "lfi.proposals",
+    "samplers": "lfi.samplers",
+    "tasks": "lfi.tasks",
+}
 
 
 def __getattr__(name: str):
-    """Import ``lfi.tasks``, ``lfi.diagnostics``, ``lfi.plot``… on first use (fast import)."""
+    """Import ``lfi.tasks``, ``lfi.diagnostics``, ``lfi.conjugate``… on first use (fast import)."""
     if name in _SUBMODULES:
         import importlib
 
-        return importlib.import_module(f"lfi.{name}")
+        return importlib.import_module(_SUBMODULES[name])
     raise AttributeError(f"module 'lfi' has no attribute {name!r}")

@@ -8,11 +8,13 @@ from typing import Any
 import jax
 
 from lfi._rng import Seed, as_key
+from lfi.methods.abc import ABC_METHODS, abc
 from lfi.methods.ratio import CARL, ClassifierRatio
 from lfi.methods.registry import get_method
 from lfi.methods.sequential import SEQUENTIAL, sequential
 from lfi.posteriors.direct import DirectPosterior
 from lfi.posteriors.io import read_archive
+from lfi.posteriors.samples import ParticlePosterior
 from lfi.posteriors.unnormalized import UnnormalizedPosterior
 from lfi.priors import Prior
 from lfi.simulate import simulate
@@ -22,6 +24,7 @@ _LOADERS = {
     "UnnormalizedPosterior": UnnormalizedPosterior.load,
     "ClassifierRatio": ClassifierRatio.load,
     "CARL": CARL.load,
+    "ParticlePosterior": ParticlePosterior.load,
 }
 
 
@@ -43,7 +46,8 @@ def infer(
     Methods: see ``lfi.METHODS`` ("npe", "nle", "nre_a", "nre_b" = "nre", "nre_c", "bnre") and
     the sequential ones, "snpe", "snle", "snre", which need ``x_o`` and run ``num_rounds``
     rounds (see :func:`lfi.methods.sequential.sequential`); ``num_rounds > 1`` with "npe",
-    "nle" or "nre" runs their sequential form.
+    "nle" or "nre" runs their sequential form. "rejection_abc" and "smc_abc" (see
+    :mod:`lfi.methods.abc`) also need ``x_o`` and return a posterior for it alone.
 
     >>> import lfi, numpy as np
     >>> prior = lfi.BoxUniform([0.0, 0.0], [2.0, 2.0])
@@ -72,6 +76,8 @@ def infer(
         )
     if num_rounds != 1:
         raise ValueError(f"num_rounds: method {name!r} has no sequential form; use 1")
+    if name in ABC_METHODS:
+        return abc(simulator, prior, name, x_o, num_simulations, seed, progress=progress, **options)
     estimator_cls = get_method(name)  # fail on a bad name before simulating
     estimator = estimator_cls(prior, progress=progress, **options)
     key_sim, key_fit = jax.random.split(as_key(seed))

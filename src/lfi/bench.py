@@ -20,6 +20,7 @@ import numpy as np
 from lfi import tasks as task_registry
 from lfi._rng import Seed, as_key
 from lfi.diagnostics import c2st
+from lfi.methods.abc import ABC_METHODS, abc
 from lfi.methods.registry import get_method
 from lfi.methods.sequential import SEQUENTIAL, sequential
 from lfi.simulate import simulate
@@ -60,7 +61,7 @@ def run_task(
     key_sim, key_fit, key_sample = jax.random.split(as_key(seed), 3)
     if method in ("npe", "nle", "nre") and options.get("num_rounds", 1) > 1:
         method = "s" + method
-    if method in SEQUENTIAL:  # trained anew at each observation
+    if method in SEQUENTIAL or method in ABC_METHODS:  # anew at each observation
         return _run_sequential(
             task_obj,
             method,
@@ -158,6 +159,20 @@ def _run_sequential(
     posteriors, t_train, rounds = {}, 0.0, {}
     for k, x_o in x_obs.items():
         t0 = time.perf_counter()
+        if method in ABC_METHODS:
+            posteriors[k] = abc(
+                task_obj.simulator,
+                task_obj.prior,
+                method,
+                x_o,
+                num_simulations,
+                seed=jax.random.fold_in(key_sim, k),
+                progress=progress,
+                **options,
+            )
+            t_train += time.perf_counter() - t0
+            rounds[str(k)] = posteriors[k].info
+            continue
         posteriors[k] = sequential(
             task_obj.simulator,
             task_obj.prior,

@@ -87,6 +87,7 @@ def _tasks(_: argparse.Namespace) -> int:
 
 
 def _parser() -> argparse.ArgumentParser:
+    from lfi.methods.abc import ABC_METHODS
     from lfi.methods.registry import METHODS
     from lfi.methods.sequential import SEQUENTIAL
 
@@ -94,7 +95,8 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p, task_default=None):
-        p.add_argument("--method", default="npe", choices=sorted([*METHODS, *SEQUENTIAL]))
+        names = sorted([*METHODS, *SEQUENTIAL, *ABC_METHODS])
+        p.add_argument("--method", default="npe", choices=names)
         p.add_argument("--rounds", type=int, default=None, help="rounds (sequential methods)")
         p.add_argument("--simulations", type=int, default=10_000)
         p.add_argument("--observation", type=int, default=1, help="observation number, 1-10")

@@ -87,12 +87,28 @@ class StudentTMixture(eqx.Module):
 
 
 @eqx.filter_jit
-def _draw(log_target, params, base, q, key, n):
-    """n draws of q with log target, log base and log q at each (−inf where not finite)."""
+def _sample(q, key, n):
+    """n draws of q and log q at each."""
     u = q.sample(key, n)
-    clean = lambda v: jnp.where(jnp.isfinite(v), v, -jnp.inf)
-    lt = clean(jax.vmap(_safe(log_target, params))(u))
-    return u, lt, clean(jax.vmap(base.log_prob)(u)), clean(jax.vmap(q.log_prob)(u))
+    return u, jax.vmap(q.log_prob)(u)
+
+
+@eqx.filter_jit
+def _log_probs(q, u):
+    return jax.vmap(q.log_prob)(u)
+
+
+def _draw(log_target, params, base, q, key, n):
+    """n draws of q with log target, log base and log q at each (−inf where not finite).
+
+    Three jitted calls, so that the target (a network, costly to compile) compiles once for all
+    rounds, whatever the proposal's type."""
+    u, lq = _sample(q, key, n)
+    clean = lambda v: np.where(np.isfinite(v), v, -np.inf)
+    lt = np.asarray(_batch_log_density(log_target, params, u), np.float64)
+    lb = lq if base is q else _log_probs(base, u)
+    lb, lq = (np.asarray(a, np.float64) for a in (lb, lq))
+    return np.asarray(u), clean(lt), clean(lb), clean(lq)
 
 
 def _tempered_log_weights(beta: float, lt, lb, lq) -> np.ndarray:
@@ -139,12 +155,15 @@ def _fit_mixture(u: np.ndarray, components: int, seed: int, df: float) -> Studen
     covs = gm.covariances_ * std[None, :, None] * std[None, None, :]
     means = gm.means_ * std + mean
     broad = 4.0 * (np.cov(u.T).reshape(d, d) + 1e-6 * np.eye(d))
-    means = np.concatenate([means, mean[None]])
-    covs = np.concatenate([covs, broad[None]])
-    weights = np.concatenate([0.9 * gm.weights_, [0.1]])
+    pad = components - k  # unused components (weight 0) keep the shapes, and the compiled code
+    means = np.concatenate([means, np.repeat(mean[None], pad, 0), mean[None]])
+    covs = np.concatenate([covs, np.repeat(broad[None], pad, 0), broad[None]])
+    weights = np.concatenate([0.9 * gm.weights_, np.zeros(pad), [0.1]])
     chols = np.linalg.cholesky(covs)
+    with np.errstate(divide="ignore"):
+        log_weights = np.log(weights)
     return StudentTMixture(
-        jnp.asarray(np.log(weights), jnp.float32),
+        jnp.asarray(log_weights, jnp.float32),
         jnp.asarray(means, jnp.float32),
         jnp.asarray(chols, jnp.float32),
         df,
@@ -182,8 +201,7 @@ def fit_proposal(
     q, beta, best, fractions, betas = base, 0.0, None, [], []
     for round_ in range(max_rounds):
         key, k_draw, k_fit = jax.random.split(key, 3)
-        u, lt, lb, lq = map(np.asarray, _draw(log_target, params, base, q, k_draw, num_draws))
-        lt, lb, lq = lt.astype(np.float64), lb.astype(np.float64), lq.astype(np.float64)
+        u, lt, lb, lq = _draw(log_target, params, base, q, k_draw, int(num_draws))
         if not np.isfinite(lt).any():
             raise RuntimeError(
                 f"fit_proposal: the target is -inf (or NaN) at all {num_draws} draws of round "
@@ -224,7 +242,9 @@ def fit_proposal(
 
 
 @eqx.filter_jit
-def _run_imh(log_density, params, q, init, key, total):
+def _run_imh(log_density, params, q, init, key, num_warmup, thin, draws):
+    """``num_warmup`` steps, then ``draws`` kept states ``thin`` steps apart; ``num_warmup`` and
+    ``thin`` are traced, so changing them does not compile again."""
     logdensity = _safe(log_density, params)
 
     def step(state, key):
@@ -238,14 +258,22 @@ def _run_imh(log_density, params, q, init, key, total):
         new = jax.tree.map(lambda a, b: jnp.where(take, a, b), (v, ld_v, lq_v), state)
         return new, accept
 
+    def steps(i, carry):  # one step of every chain; step i of this call's key
+        states, key, total = carry
+        keys = jax.random.split(jax.random.fold_in(key, i), init.shape[0])
+        states, accept = jax.vmap(step)(states, keys)
+        return states, key, total + jnp.mean(accept)
+
     states = (init, jax.vmap(logdensity)(init), jax.vmap(q.log_prob)(init))
+    k_warm, k_draw = jax.random.split(key)
+    states, _, _ = jax.lax.fori_loop(0, num_warmup, steps, (states, k_warm, 0.0))
 
     def body(states, key):
-        states, accept = jax.vmap(step)(states, jax.random.split(key, init.shape[0]))
-        return states, (states[0], jnp.mean(accept))
+        states, _, total = jax.lax.fori_loop(0, thin, steps, (states, key, 0.0))
+        return states, (states[0], total / thin)
 
-    _, (x, accept) = jax.lax.scan(body, states, jax.random.split(key, total))
-    return jnp.swapaxes(x, 0, 1), accept
+    _, (x, accept) = jax.lax.scan(body, states, jax.random.split(k_draw, draws))
+    return jnp.swapaxes(x, 0, 1), jnp.mean(accept)
 
 
 def independence_mh(
@@ -273,12 +301,12 @@ def independence_mh(
     if bad.any():
         raise ValueError(f"init: the log density is not finite at {int(bad.sum())} starting points")
     draws = -(-int(num_samples) // init.shape[0])
-    total = int(num_warmup) + draws * int(thin)
-    x, accept = _run_imh(log_density, params, proposal, init, as_key(seed), total)
-    x = np.asarray(x[:, num_warmup + thin - 1 :: thin])
+    warm, step = jnp.int32(num_warmup), jnp.int32(thin)
+    x, accept = _run_imh(log_density, params, proposal, init, as_key(seed), warm, step, draws)
+    x = np.asarray(x)
     nan = np.full(x.shape[2:], np.nan)
     r, e = (rhat(x), ess(x)) if x.shape[1] >= 4 else (nan, nan)
-    acceptance = float(np.mean(np.asarray(accept)[num_warmup:]))
+    acceptance = float(accept)
     seconds = time.perf_counter() - tic
     return MCMCResult(
         x, r, e, acceptance, 0, "imh", seconds, float("nan"), int(num_warmup), int(num_samples)

@@ -28,6 +28,6 @@ def get_method(name: str) -> Callable:
     """The estimator factory for a method name; unknown names list the valid ones."""
     key = str(name).lower()
     if key not in METHODS:
-        valid = ", ".join(sorted([*METHODS, "snle", "snpe", "snre"]))
+        valid = ", ".join(sorted([*METHODS, "snle", "snpe", "snre", "rejection_abc", "smc_abc"]))
         raise ValueError(f"method: unknown {name!r}; valid methods are {valid}")
     return METHODS[key]
