@@ -73,9 +73,13 @@ class LikelihoodPosterior(UnnormalizedPosterior):
         self.sampler_options = dict(sampler_options)
         self.default_x = None
         self.diagnostics = None
-        probe = self._term(jnp.zeros(prior.dim), jnp.zeros(self.dim_x))
-        if probe.shape != ():
-            raise ValueError("log_likelihood: expected a scalar for one θ and one x")
+        theta0 = prior.from_unconstrained(jnp.zeros(prior.dim))
+        shape = jax.eval_shape(log_likelihood, theta0, jnp.zeros(self.dim_x)).shape
+        if shape not in ((), (1,)):
+            raise ValueError(
+                f"log_likelihood: expected a scalar for one θ ({prior.dim},) and one x "
+                f"({self.dim_x},), got shape {shape}"
+            )
 
     def __repr__(self) -> str:
         return f"LikelihoodPosterior(prior={self.prior!r})"
