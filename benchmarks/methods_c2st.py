@@ -23,20 +23,25 @@ from pathlib import Path
 import jax
 
 from lfi.bench import run_task
+from lfi.methods.sequential import SEQUENTIAL
 
 # sbibm main_paper.csv, mean C2ST over 10 observations: {(method, task): {budget: value}}
-_COLUMNS = ("nle", "snle", "npe", "snpe", "nre", "snre")
+_COLUMNS = ("rejection_abc", "smc_abc", "nle", "snle", "npe", "snpe", "nre", "snre")
 _ROWS = {
-    ("gaussian_linear", 1000): (0.650, 0.628, 0.694, 0.652, 0.672, 0.670),
-    ("gaussian_linear", 10000): (0.555, 0.548, 0.552, 0.544, 0.560, 0.536),
-    ("gaussian_linear_uniform", 1000): (0.723, 0.657, 0.696, 0.631, 0.788, 0.681),
-    ("gaussian_linear_uniform", 10000): (0.548, 0.552, 0.553, 0.527, 0.706, 0.606),
-    ("gaussian_mixture", 1000): (0.812, 0.701, 0.731, 0.697, 0.784, 0.723),
-    ("gaussian_mixture", 10000): (0.731, 0.702, 0.661, 0.583, 0.752, 0.662),
-    ("slcp", 1000): (0.946, 0.921, 0.975, 0.965, 0.972, 0.968),
-    ("slcp", 10000): (0.771, 0.713, 0.901, 0.845, 0.947, 0.917),
-    ("two_moons", 1000): (0.773, 0.657, 0.725, 0.643, 0.822, 0.651),
-    ("two_moons", 10000): (0.713, 0.571, 0.606, 0.554, 0.761, 0.582),
+    ("gaussian_linear", 1000): (0.913, 0.922, 0.650, 0.628, 0.694, 0.652, 0.672, 0.670),
+    ("gaussian_linear", 10000): (0.858, 0.829, 0.555, 0.548, 0.552, 0.544, 0.560, 0.536),
+    ("gaussian_linear", 100000): (0.802, 0.726, 0.515, 0.519, 0.506, 0.507, 0.536, 0.515),
+    ("gaussian_linear_uniform", 1000): (0.977, 0.968, 0.723, 0.657, 0.696, 0.631, 0.788, 0.681),
+    ("gaussian_linear_uniform", 10000): (0.948, 0.928, 0.548, 0.552, 0.553, 0.527, 0.706, 0.606),
+    ("gaussian_mixture", 1000): (0.883, 0.799, 0.812, 0.701, 0.731, 0.697, 0.784, 0.723),
+    ("gaussian_mixture", 10000): (0.789, 0.746, 0.731, 0.702, 0.661, 0.583, 0.752, 0.662),
+    ("gaussian_mixture", 100000): (0.772, 0.664, 0.757, 0.624, 0.555, 0.533, 0.734, 0.542),
+    ("slcp", 1000): (0.982, 0.982, 0.946, 0.921, 0.975, 0.965, 0.972, 0.968),
+    ("slcp", 10000): (0.973, 0.969, 0.771, 0.713, 0.901, 0.845, 0.947, 0.917),
+    ("slcp", 100000): (0.961, 0.963, 0.699, 0.578, 0.831, 0.666, 0.919, 0.721),
+    ("two_moons", 1000): (0.960, 0.922, 0.773, 0.657, 0.725, 0.643, 0.822, 0.651),
+    ("two_moons", 10000): (0.847, 0.707, 0.713, 0.571, 0.606, 0.554, 0.761, 0.582),
+    ("two_moons", 100000): (0.664, 0.663, 0.668, 0.582, 0.542, 0.530, 0.629, 0.563),
 }
 ALIASES = {"nre_b": "nre", "nre_a": "nre", "nre_c": "nre", "bnre": "nre"}  # sbibm's NRE is NRE-B
 
@@ -61,7 +66,7 @@ def main(argv=None) -> int:
     out.parent.mkdir(parents=True, exist_ok=True)
     runs = json.loads(out.read_text()) if out.exists() else []
     for method in args.methods:
-        extra = {"num_rounds": args.rounds} if method.startswith("s") else {}
+        extra = {"num_rounds": args.rounds} if method in SEQUENTIAL else {}
         for task in args.tasks:
             for budget in args.budgets:
                 for seed in args.seeds:

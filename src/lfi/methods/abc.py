@@ -127,10 +127,13 @@ def _regression_adjust(theta_u, s, s_o, d, eps):
 
 class RejectionABC:
     """Rejection ABC over a fixed set of simulations: ``RejectionABC(prior, ...).fit(theta, x,
-    x_o=x_o)``. Choose one of ``num_accept`` (default 100, sbibm's setting), ``quantile`` or
-    ``eps``. ``adjust=True`` adds the local-linear regression adjustment (in the prior's
-    unconstrained space, so adjusted θ stay in its support), which weights the accepted θ by the
-    Epanechnikov kernel of their distance. ``kde`` smooths the draws (see ParticlePosterior).
+    x_o=x_o)``. Choose one of ``num_accept``, ``quantile`` or ``eps`` (default: the closest 1%,
+    at least 100; sbibm kept 100). ``adjust=True`` adds the local-linear regression adjustment
+    (in the prior's unconstrained space, so adjusted θ stay in its support), which weights the
+    accepted θ by the Epanechnikov kernel of their distance. ``kde=True`` smooths the draws
+    (Gaussian kernel, Scott's bandwidth; see ParticlePosterior): off by default, since on curved
+    posteriors (two_moons) a global bandwidth blurs more than it helps (C2ST 0.81 raw vs
+    0.84-0.92).
     """
 
     method = "rejection_abc"
@@ -146,7 +149,7 @@ class RejectionABC:
         quantile: float | None = None,
         eps: float | None = None,
         adjust: bool = False,
-        kde: bool = True,
+        kde: bool = False,
         progress: bool = True,
     ):
         if sum(v is not None for v in (num_accept, quantile, eps)) > 1:
@@ -157,8 +160,6 @@ class RejectionABC:
             raise ValueError(f"quantile: expected a value in (0, 1], got {quantile}")
         if eps is not None and not eps >= 0:
             raise ValueError(f"eps: expected a non-negative number, got {eps}")
-        if num_accept is None and quantile is None and eps is None:
-            num_accept = 100
         self.prior, self.summary, self.distance, self.scale = prior, summary, distance, scale
         self.num_accept, self.quantile, self.eps = num_accept, quantile, eps
         self.adjust, self.kde, self.progress = bool(adjust), bool(kde), progress
@@ -187,7 +188,12 @@ class RejectionABC:
                     f"{d[order[0]]:.4g}); raise eps or use num_accept/quantile"
                 )
         else:
-            k = int(self.num_accept) if self.num_accept else int(np.ceil(self.quantile * len(d)))
+            if self.num_accept is None and self.quantile is None:  # default: 1%, at least 100
+                k = max(100, int(np.ceil(0.01 * len(d))))
+            elif self.num_accept is not None:
+                k = int(self.num_accept)
+            else:
+                k = int(np.ceil(self.quantile * len(d)))
             k = min(k, int(valid.sum()))
             keep, eps = order[:k], float(d[order[k - 1]])
         accepted = theta[keep]
@@ -215,6 +221,39 @@ def _weighted_cov(u: np.ndarray, w: np.ndarray) -> np.ndarray:
     return (w[:, None] * (u - mean)).T @ (u - mean)
 
 
+def _kernel_chols(pop: np.ndarray, w: np.ndarray, kernel: str, neighbours: int) -> np.ndarray:
+    """Per-particle Cholesky factors (n, d, d) of the perturbation covariance: twice the
+    weighted covariance of the population ("global", Beaumont et al. 2009), or twice the
+    covariance of each particle's nearest neighbours ("local", in the spirit of Filippi et al.
+    2013, arXiv:1106.6280), which follows curved posteriors instead of bridging their arms."""
+    n, d = pop.shape
+    sd = pop.std(0) + 1e-12
+    ridge = 1e-8 * np.diag(sd**2)
+    if kernel == "global" or n <= d + 1:
+        return np.broadcast_to(np.linalg.cholesky(2 * _weighted_cov(pop, w) + ridge), (n, d, d))
+    k = int(min(n, max(2 * d + 1, neighbours)))
+    z = pop / sd
+    d2 = np.sum(z**2, 1)[:, None] + np.sum(z**2, 1)[None] - 2 * z @ z.T
+    nn = np.argpartition(d2, k - 1, axis=1)[:, :k]
+    c = pop[nn] - pop[nn].mean(1, keepdims=True)
+    cov = 2 * np.einsum("nki,nkj->nij", c, c) / (k - 1) + ridge
+    return np.linalg.cholesky(cov)
+
+
+def _log_mixture(cand: np.ndarray, pop: np.ndarray, w: np.ndarray, chols: np.ndarray):
+    """log Σ_j w_j N(θ_i; θ_j, L_j L_jᵀ) for each candidate θ_i (in chunks)."""
+    inv = np.linalg.inv(chols)
+    log_det = np.sum(np.log(np.diagonal(chols, axis1=1, axis2=2)), axis=1)
+    out = []
+    for start in range(0, len(cand), 256):
+        diff = cand[start : start + 256, None, :] - pop[None]  # (m, n, d)
+        z = np.einsum("nij,mnj->mni", inv, diff)
+        log_k = -0.5 * np.sum(z**2, -1) - log_det[None] + np.log(w)[None]
+        top = log_k.max(1, keepdims=True)
+        out.append((top + np.log(np.exp(log_k - top).sum(1, keepdims=True)))[:, 0])
+    return np.concatenate(out)
+
+
 def smc_abc(
     simulator: Callable,
     prior: Prior,
@@ -222,27 +261,36 @@ def smc_abc(
     num_simulations: int,
     seed: Seed = 0,
     *,
-    population_size: int = 1000,
-    initial_factor: int = 5,
+    population_size: int | None = None,
+    initial_factor: int = 2,
     alpha: float = 0.5,
+    kernel: str = "local",
+    neighbours: float = 0.1,
     summary: Callable | None = None,
     distance: str | Callable = "euclidean",
     scale: str | None = "mad",
-    kde: bool = True,
+    kde: bool = False,
     progress: bool = True,
 ) -> ParticlePosterior:
     """ABC-PMC within a budget of ``num_simulations``; see the module docstring.
 
-    Round 0 keeps the ``population_size`` closest of ``initial_factor * population_size`` prior
+    Round 0 keeps the ``population_size`` (default num_simulations / 50, within 100..2000: small
+    populations buy more rounds, hence smaller ε; on two_moons at 10⁴ 200 particles gave C2ST
+    0.59 where 500 gave 0.83) closest of ``initial_factor * population_size`` prior
     simulations. Each later round sets ε to the ``alpha`` quantile of the population's
-    distances, proposes θ from the weighted population perturbed by N(0, 2 Σ) (Σ: its weighted
-    covariance), simulates in batches and keeps those within ε until it has a new population.
+    distances, proposes θ from the weighted population perturbed by N(0, 2 Σ_j) (``kernel``
+    "local": Σ_j the covariance of particle j's ``neighbours`` × n nearest particles; "global":
+    the population's weighted covariance, as Beaumont et al. 2009), simulates in batches and
+    keeps those within ε until it has a new population.
     Proposals outside the prior's support are dropped before simulating (their weight would be
     0). When the budget runs out inside a round, the accepted particles of that round join the
     last complete population only if there are at least half a population of them; otherwise
     the last complete population is returned. ``info`` lists ε and simulations per round.
     """
-    num_simulations, n = int(num_simulations), int(population_size)
+    num_simulations = int(num_simulations)
+    n = int(population_size or min(2000, max(100, num_simulations // 50)))
+    if kernel not in ("local", "global"):
+        raise ValueError(f"kernel: expected 'local' or 'global', got {kernel!r}")
     if n < 2 or initial_factor < 1 or not 0 < alpha < 1:
         raise ValueError(
             f"population_size >= 2, initial_factor >= 1, 0 < alpha < 1: got {n}, "
@@ -269,13 +317,13 @@ def smc_abc(
     eps_hist, sims_hist = [float(dpop.max())], [m0]
     while spent < num_simulations:
         eps = float(np.quantile(dpop, alpha))
-        cov = 2 * _weighted_cov(pop, w) + 1e-12 * np.eye(prior.dim)
-        chol = np.linalg.cholesky(cov)
+        chols = _kernel_chols(pop, w, kernel, max(1, int(neighbours * len(pop))))
         new_t, new_d, round_sims = [], [], 0
         while sum(len(t) for t in new_t) < n and spent < num_simulations:
             batch = min(max(n, 100), num_simulations - spent)
             parents = rng.choice(len(pop), size=4 * batch, p=w)
-            prop = pop[parents] + rng.standard_normal((4 * batch, prior.dim)) @ chol.T
+            noise = rng.standard_normal((4 * batch, prior.dim))
+            prop = pop[parents] + np.einsum("nij,nj->ni", chols[parents], noise)
             inside = np.asarray(prior.in_support(prop.astype(np.float32)))
             prop = prop[inside][:batch]
             if len(prop) == 0:
@@ -292,10 +340,7 @@ def smc_abc(
             break
         cand, cand_d = np.concatenate(new_t)[:n], np.concatenate(new_d)[:n]
         # w_i ∝ p(θ_i) / Σ_j w_j N(θ_i; θ_j, 2Σ)
-        inv = np.linalg.inv(chol)
-        z = (cand[:, None, :] - pop[None]) @ inv.T
-        log_k = -0.5 * np.sum(z**2, axis=-1)
-        log_mix = np.log(np.exp(log_k - log_k.max(1, keepdims=True)) @ w) + log_k.max(1)
+        log_mix = _log_mixture(cand, pop, w, chols)
         log_prior = np.asarray(prior.log_prob(cand.astype(np.float32)), np.float64)
         log_w = log_prior - log_mix
         w_new = np.exp(log_w - log_w.max())
