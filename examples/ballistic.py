@@ -4,10 +4,11 @@
 
 A ball is thrown 5 times with latent speed and angle around θ = (mean speed, mean angle); the
 landing distances are measured with noise (``lfi.tasks.get("ballistic")``). Four posteriors for
-observation 1, each within about 10⁴–6·10⁴ simulations, beside the task's reference posterior:
+observation 1 beside the task's reference posterior (10⁴ simulations each, the grid 25² × 200):
 rejection ABC and SMC-ABC on learned summaries (E[θ | x] from a small network), the grid
 posterior of a kernel density estimate of p(s | θ), and NPE. Prints C2ST against the reference
-and the simulations spent, and writes the four panels to one PNG.
+and the simulations spent, and writes the four panels to one PNG. One run (2026-11-26):
+rejection ABC 0.737, SMC-ABC 0.781, grid KDE 0.576, NPE 0.567.
 """
 
 from __future__ import annotations
