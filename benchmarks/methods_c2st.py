@@ -8,7 +8,7 @@ Run by hand (not in CI); C2ST's classifier dominates the time (minutes per obser
 
 Amortised methods (npe, nle, nre_*) train one estimator per (task, budget, seed) and evaluate it
 at every observation; sequential ones (snpe, snle, snre) train anew at each observation with
-``--rounds`` rounds (sbibm: 10). NLE/NRE posteriors are sampled by lfi's MCMC (NUTS, 20 chains)
+``--rounds`` rounds (sbibm: 10). NLE/NRE posteriors are sampled by lfi's default sampler
 and the table reports the worst R-hat seen. Results are appended per run to the JSON file.
 """
 
