@@ -186,6 +186,8 @@ def _run_sequential(
         )
         t_train += time.perf_counter() - t0
         rounds[str(k)] = posteriors[k].rounds
+    if method in ABC_METHODS:  # the rounds actually run (1 for rejection ABC), at most
+        num_rounds = max(int(info.get("num_rounds", 1)) for info in rounds.values())
     result = RunResult(posteriors[next(iter(x_obs))])
     t_samples, t_scores = _sample_and_score(
         result, task_obj, posteriors, x_obs, key_sample, num_samples, score

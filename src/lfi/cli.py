@@ -42,7 +42,7 @@ def _summary(m: dict) -> str:
         )
     else:  # sequential: simulation and training alternate in rounds
         lines.append(
-            f"  {m.get('num_rounds')} rounds: simulate + train {m['seconds_train']:.1f} s · "
+            f"  {m.get('num_rounds')} round(s): simulate + train {m['seconds_train']:.1f} s · "
             f"sample {m['seconds_sample']:.2f} s · C2ST {m['seconds_score']:.1f} s"
         )
     for k, d in (m.get("mcmc") or {}).items():
