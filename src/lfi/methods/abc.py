@@ -36,7 +36,7 @@ from typing import Any
 import numpy as np
 
 from lfi._rng import Seed, as_key, numpy_seed
-from lfi.posteriors.samples import ParticlePosterior
+from lfi.posteriors.samples import ParticlePosterior, weighted_cov
 from lfi.priors import Prior
 from lfi.simulate import run_simulator
 
@@ -217,11 +217,6 @@ class RejectionABC:
         return ParticlePosterior(self.prior, accepted, weights, x_o=x_o, info=info, kde=self.kde)
 
 
-def _weighted_cov(u: np.ndarray, w: np.ndarray) -> np.ndarray:
-    mean = w @ u
-    return (w[:, None] * (u - mean)).T @ (u - mean)
-
-
 def _kernel_chols(pop: np.ndarray, w: np.ndarray, kernel: str, neighbours: int) -> np.ndarray:
     """Per-particle Cholesky factors (n, d, d) of the perturbation covariance: twice the
     weighted covariance of the population ("global", Beaumont et al. 2009), or twice the
@@ -231,7 +226,7 @@ def _kernel_chols(pop: np.ndarray, w: np.ndarray, kernel: str, neighbours: int) 
     sd = pop.std(0) + 1e-12
     ridge = 1e-8 * np.diag(sd**2)
     if kernel == "global" or n <= d + 1:
-        return np.broadcast_to(np.linalg.cholesky(2 * _weighted_cov(pop, w) + ridge), (n, d, d))
+        return np.broadcast_to(np.linalg.cholesky(2 * weighted_cov(pop, w) + ridge), (n, d, d))
     k = int(min(n, max(2 * d + 1, neighbours)))
     z = pop / sd
     d2 = np.sum(z**2, 1)[:, None] + np.sum(z**2, 1)[None] - 2 * z @ z.T

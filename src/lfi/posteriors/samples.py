@@ -32,6 +32,12 @@ from lfi.priors import Prior, prior_from_config
 __all__ = ["ParticlePosterior"]
 
 
+def weighted_cov(u: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """The covariance of rows ``u`` (n, d) under normalised weights ``w`` (n,)."""
+    mean = w @ u
+    return (w[:, None] * (u - mean)).T @ (u - mean)
+
+
 def _cv_bandwidth(u: np.ndarray, w: np.ndarray, chol: np.ndarray, max_points: int = 2000):
     """The bandwidth (in units of the particles' covariance) maximising the weighted
     leave-one-out log-likelihood of the kernel density estimate, over a log grid 0.02–2."""
@@ -91,8 +97,7 @@ class ParticlePosterior:
         u = np.asarray(prior.to_unconstrained(theta), np.float64)
         self._u = u
         self.ess = float(1.0 / np.sum(self.weights**2))
-        mean = self.weights @ u
-        cov = (self.weights[:, None] * (u - mean)).T @ (u - mean)
+        cov = weighted_cov(u, self.weights)
         d = prior.dim
         cov = cov + 1e-8 * np.eye(d) * max(1.0, float(np.trace(cov)) / d)
         if kde == "cv":
