@@ -38,7 +38,7 @@ import numpy as np
 from jax.scipy.special import gammaln, logsumexp
 
 from lfi._rng import Seed, as_key
-from lfi.samplers import LogDensity, MCMCResult, _batch_log_density, _safe, ess, rhat
+from lfi.samplers import LogDensity, MCMCResult, _batch_log_density, _safe, convergence
 
 __all__ = ["PriorProposal", "ProposalFit", "StudentTMixture", "fit_proposal", "independence_mh"]
 
@@ -302,8 +302,7 @@ def independence_mh(
     if bad.any():
         raise ValueError(f"init: the log density is not finite at {int(bad.sum())} starting points")
     x = np.asarray(x)
-    nan = np.full(x.shape[2:], np.nan)
-    r, e = (rhat(x), ess(x)) if x.shape[1] >= 4 else (nan, nan)
+    r, e = convergence(x)
     acceptance = float(accept)
     seconds = time.perf_counter() - tic
     return MCMCResult(

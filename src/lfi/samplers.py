@@ -335,13 +335,18 @@ def mcmc(
         log_density, params, init, as_key(seed), kernel, int(num_warmup), draws, int(thin)
     )
     x = np.asarray(samples)
-    if x.shape[1] >= 4:
-        diagnostics = (rhat(x), ess(x), float(accept), int(divergent), kernel)
-    else:  # too few draws per chain to judge mixing: reported as NaN (and warned by check)
-        nan = np.full(x.shape[2:], np.nan)
-        diagnostics = (nan, nan, float(accept), int(divergent), kernel)
+    diagnostics = (*convergence(x), float(accept), int(divergent), kernel)
     seconds = time.perf_counter() - tic
     return MCMCResult(x, *diagnostics, seconds, float(eps), int(num_warmup), int(num_samples))
+
+
+def convergence(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(R-hat, bulk ESS) of draws (chains, draws, d); NaN with fewer than 4 draws per chain (too
+    few to judge mixing, and warned on by :func:`check`)."""
+    if x.shape[1] >= 4:
+        return rhat(x), ess(x)
+    nan = np.full(x.shape[2:], np.nan)
+    return nan, nan
 
 
 def _split_ranks(samples: Any, fold: bool = False) -> np.ndarray:
