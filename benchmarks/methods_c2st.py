@@ -60,13 +60,30 @@ def main(argv=None) -> int:
     p.add_argument("--seeds", nargs="+", type=int, default=[0])
     p.add_argument("--observations", nargs="+", type=int, default=list(range(1, 11)))
     p.add_argument("--rounds", type=int, default=10, help="rounds of the sequential methods")
+    p.add_argument(
+        "--options",
+        nargs="*",
+        default=[],
+        metavar="KEY=VALUE",
+        help="method options, VALUE parsed as JSON (e.g. adjust=true num_accept=200)",
+    )
     p.add_argument("--out", default="benchmarks/results/methods_c2st.json")
     args = p.parse_args(argv)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
     runs = json.loads(out.read_text()) if out.exists() else []
+    options = {}
+    for item in args.options:
+        key, sep, value = item.partition("=")
+        if not sep:
+            p.error(f"--options: expected KEY=VALUE, got {item!r}")
+        try:
+            options[key] = json.loads(value)
+        except json.JSONDecodeError:
+            options[key] = value
     for method in args.methods:
         extra = {"num_rounds": args.rounds} if method in SEQUENTIAL else {}
+        extra.update(options)
         for task in args.tasks:
             for budget in args.budgets:
                 for seed in args.seeds:
@@ -82,7 +99,9 @@ def main(argv=None) -> int:
                     )
                     m = result.metrics
                     m.update(
-                        wall_seconds=time.perf_counter() - t0, sbibm=sbibm(method, task, budget)
+                        wall_seconds=time.perf_counter() - t0,
+                        sbibm=sbibm(method, task, budget),
+                        options=options,
                     )
                     m.pop("rounds", None)
                     runs.append(m)
@@ -112,12 +131,18 @@ def render(runs: list[dict], command: str) -> str:
         ok = "" if ref is None else ("yes" if m["c2st_mean"] <= ref else "**no**")
         rhat = max((d["rhat_max"] for d in (m.get("mcmc") or {}).values()), default=None)
         lines.append(
-            f"| {m['method']} | {m['task']} | {m['num_simulations']} | {len(m['observations'])} "
+            f"| {m['method']}{_options(m)} | {m['task']} | {m['num_simulations']} "
+            f"| {len(m['observations'])} "
             f"| {m['c2st_mean']:.3f} | {ref or '-'} | {ok} | "
             f"{'-' if rhat is None else f'{rhat:.3f}'} | {m['seconds_train']:.0f} "
             f"| {m['seconds_sample']:.1f} |"
         )
     return "\n".join(lines) + "\n"
+
+
+def _options(m: dict) -> str:
+    opts = m.get("options") or {}
+    return "".join(f" {k}={json.dumps(v)}" for k, v in opts.items())
 
 
 if __name__ == "__main__":
