@@ -2,17 +2,20 @@
 
 >>> import lfi
 >>> sorted(lfi.__all__)[:3]
-['BoxUniform', 'CARL', 'ClassifierRatio']
+['AugmentedSimulator', 'BoxUniform', 'CARL']
 """
 
 from lfi import _jaxcache  # noqa: F401  (persistent compilation cache; must come before jit use)
 from lfi.api import infer, load
+from lfi.augment import AugmentedSimulator, GoldData, augmented, simulate_gold
 from lfi.methods.abc import RejectionABC, smc_abc
+from lfi.methods.gold import SALLY, GoldRatio
 from lfi.methods.nle import NLE
 from lfi.methods.npe import NPE
 from lfi.methods.nre import NRE
 from lfi.methods.ratio import CARL, ClassifierRatio, simulate_carl_data
 from lfi.methods.registry import METHODS
+from lfi.methods.scandal import SCANDAL
 from lfi.methods.sequential import sequential
 from lfi.posteriors.base import Posterior
 from lfi.posteriors.direct import DirectPosterior
@@ -24,10 +27,13 @@ from lfi.simulate import SimulationReport, jax_simulator, per_sample, run_simula
 from lfi.train import History
 
 __all__ = [
+    "AugmentedSimulator",
     "BoxUniform",
     "CARL",
     "ClassifierRatio",
     "DirectPosterior",
+    "GoldData",
+    "GoldRatio",
     "History",
     "Independent",
     "LikelihoodPosterior",
@@ -42,8 +48,11 @@ __all__ = [
     "Posterior",
     "Prior",
     "RejectionABC",
+    "SALLY",
+    "SCANDAL",
     "SimulationReport",
     "UnnormalizedPosterior",
+    "augmented",
     "infer",
     "jax_simulator",
     "load",
@@ -52,11 +61,13 @@ __all__ = [
     "sequential",
     "simulate",
     "simulate_carl_data",
+    "simulate_gold",
     "smc_abc",
 ]
 __version__ = "0.1.0"
 
 _SUBMODULES = {
+    "augment": "lfi.augment",
     "bench": "lfi.bench",
     "conjugate": "lfi.methods.conjugate",
     "diagnostics": "lfi.diagnostics",

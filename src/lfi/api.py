@@ -9,8 +9,11 @@ import jax
 
 from lfi._rng import Seed, as_key
 from lfi.methods.abc import ABC_METHODS, abc
+from lfi.methods.gold import GoldRatio
+from lfi.methods.mining import GOLD_METHODS, mine
 from lfi.methods.ratio import CARL, ClassifierRatio
 from lfi.methods.registry import get_method
+from lfi.methods.scandal import SCANDAL
 from lfi.methods.sequential import SEQUENTIAL, sequential
 from lfi.posteriors.direct import DirectPosterior
 from lfi.posteriors.io import read_archive
@@ -24,6 +27,8 @@ _LOADERS = {
     "UnnormalizedPosterior": UnnormalizedPosterior.load,
     "ClassifierRatio": ClassifierRatio.load,
     "CARL": CARL.load,
+    "GoldRatio": GoldRatio.load,
+    "SCANDAL": SCANDAL.load,
     "ParticlePosterior": ParticlePosterior.load,
 }
 
@@ -47,7 +52,10 @@ def infer(
     the sequential ones, "snpe", "snle", "snre", which need ``x_o`` and run ``num_rounds``
     rounds (see :func:`lfi.methods.sequential.sequential`); ``num_rounds > 1`` with "npe",
     "nle" or "nre" runs their sequential form. "rejection_abc" and "smc_abc" (see
-    :mod:`lfi.methods.abc`) also need ``x_o`` and return a posterior for it alone.
+    :mod:`lfi.methods.abc`) also need ``x_o`` and return a posterior for it alone. The
+    mining-gold methods ("carl", "rolr", "rascal", "cascal", "alice", "alices", "nde",
+    "scandal", "sally", "sallino"; see :mod:`lfi.methods.mining`) return the trained ratio,
+    likelihood or summary estimator; most need an augmented simulator and ``theta_ref``.
 
     >>> import lfi, numpy as np
     >>> prior = lfi.BoxUniform([0.0, 0.0], [2.0, 2.0])
@@ -78,6 +86,8 @@ def infer(
         raise ValueError(f"num_rounds: method {name!r} has no sequential form; use 1")
     if name in ABC_METHODS:
         return abc(simulator, prior, name, x_o, num_simulations, seed, progress=progress, **options)
+    if name in GOLD_METHODS:
+        return mine(simulator, prior, name, num_simulations, seed, progress=progress, **options)
     estimator_cls = get_method(name)  # fail on a bad name before simulating
     estimator = estimator_cls(prior, progress=progress, **options)
     key_sim, key_fit = jax.random.split(as_key(seed))

@@ -21,6 +21,7 @@ from lfi import tasks as task_registry
 from lfi._rng import Seed, as_key
 from lfi.diagnostics import c2st
 from lfi.methods.abc import ABC_METHODS, abc
+from lfi.methods.mining import GOLD_METHODS, mine
 from lfi.methods.registry import get_method
 from lfi.methods.sequential import SEQUENTIAL, sequential
 from lfi.simulate import simulate
@@ -36,6 +37,7 @@ class RunResult:
     metrics: dict[str, Any] = field(default_factory=dict)
     c2st: dict[int, float] = field(default_factory=dict)
     diagnostics: dict[int, dict] = field(default_factory=dict)
+    estimator: Any = None  # the trained ratio/likelihood estimator behind the posterior, if any
 
 
 def run_task(
@@ -76,16 +78,21 @@ def run_task(
             options,
         )
     options.pop("num_rounds", None)  # one round: the amortised method itself
-    estimator = get_method(method)(task_obj.prior, progress=progress, **options)
-    t0 = time.perf_counter()
-    theta, x = simulate(
-        task_obj.simulator, task_obj.prior, num_simulations, seed=key_sim, progress=progress
-    )
-    t_sim = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    posterior = estimator.fit(theta, x, seed=key_fit)
-    t_train = time.perf_counter() - t0
-    result = RunResult(posterior)
+    if method in GOLD_METHODS:
+        posterior, estimator, t_sim, t_train = _run_gold(
+            task_obj, method, num_simulations, key_sim, progress, options
+        )
+    else:
+        estimator = get_method(method)(task_obj.prior, progress=progress, **options)
+        t0 = time.perf_counter()
+        theta, x = simulate(
+            task_obj.simulator, task_obj.prior, num_simulations, seed=key_sim, progress=progress
+        )
+        t_sim = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        posterior = estimator.fit(theta, x, seed=key_fit)
+        t_train = time.perf_counter() - t0
+    result = RunResult(posterior, estimator=estimator if method in GOLD_METHODS else None)
     t_samples, t_scores = _sample_and_score(
         result, task_obj, {k: posterior for k in x_obs}, x_obs, key_sample, num_samples, score
     )
@@ -103,6 +110,38 @@ def run_task(
         options=options,
     )
     return result
+
+
+def _run_gold(task_obj, method, num_simulations, key, progress, options):
+    """A mining-gold method on a task: its posterior (prior × the learned ratio/likelihood).
+    θ_ref defaults to the task's ``extras["theta1"]`` or the prior mean; discrete tasks pass
+    their ``extras["bins"]`` to NDE/SCANDAL."""
+    if method in ("sally", "sallino"):
+        raise ValueError(
+            f"method: {method!r} learns a summary statistic, not a posterior; use "
+            "lfi.infer(..., method=...) and the summary with ABC or histograms"
+        )
+    options = dict(options)
+    if method in ("nde", "scandal"):
+        if "bins" in task_obj.extras:
+            options.setdefault("bins", task_obj.extras["bins"])
+    else:
+        ref = task_obj.extras.get("theta1")
+        if ref is None:
+            ref = np.asarray(task_obj.prior.sample(10_000, seed=0)).mean(0)
+        options.setdefault("theta_ref", np.atleast_1d(np.asarray(ref, np.float32)))
+    t0 = time.perf_counter()
+    estimator = mine(
+        task_obj.simulator,
+        task_obj.prior,
+        method,
+        num_simulations,
+        key,
+        progress=progress,
+        **options,
+    )
+    t_train = time.perf_counter() - t0  # simulation included: one call does both
+    return estimator.posterior(), estimator, 0.0, t_train
 
 
 def _sample_and_score(result, task_obj, posteriors, x_obs, key, num_samples, score):

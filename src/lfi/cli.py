@@ -23,7 +23,10 @@ def _write_outputs(result, task, out: Path) -> None:
             path=out / f"pairplot_obs{k}.png",
             title=f"{task.name} obs {k}: {result.metrics['method']} vs reference",
         )
-    result.posterior.save(out / "posterior.lfi")
+    if result.estimator is not None:  # mining gold: the ratio/likelihood estimator itself
+        result.estimator.save(out / "estimator.lfi")
+    else:
+        result.posterior.save(out / "posterior.lfi")
     (out / "metrics.json").write_text(json.dumps(result.metrics, indent=1, default=str))
 
 
@@ -69,8 +72,9 @@ def _run(args: argparse.Namespace) -> int:
     out = Path(args.out)
     _write_outputs(result, task, out)
     print(_summary(result.metrics))
+    model = "estimator.lfi" if result.estimator is not None else "posterior.lfi"
     print(
-        f"  wrote {out}/: samples_obs{args.observation}.npy, posterior.lfi, metrics.json, "
+        f"  wrote {out}/: samples_obs{args.observation}.npy, {model}, metrics.json, "
         f"pairplot_obs{args.observation}.png"
     )
     return 0
@@ -88,6 +92,7 @@ def _tasks(_: argparse.Namespace) -> int:
 
 def _parser() -> argparse.ArgumentParser:
     from lfi.methods.abc import ABC_METHODS
+    from lfi.methods.mining import GOLD_METHODS
     from lfi.methods.registry import METHODS
     from lfi.methods.sequential import SEQUENTIAL
 
@@ -95,7 +100,7 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def common(p, task_default=None):
-        names = sorted([*METHODS, *SEQUENTIAL, *ABC_METHODS])
+        names = sorted([*METHODS, *SEQUENTIAL, *ABC_METHODS, *GOLD_METHODS])
         p.add_argument("--method", default="npe", choices=names)
         p.add_argument("--rounds", type=int, default=None, help="rounds (sequential methods)")
         p.add_argument("--simulations", type=int, default=10_000)

@@ -231,12 +231,26 @@ def simulate(
     *,
     chunk_size: int | None = None,
     progress: bool = True,
-) -> tuple[np.ndarray, np.ndarray]:
+    augmented: bool = False,
+    theta_ref: Any = None,
+) -> Any:
     """Draw θ from the prior and simulate x: returns ``(theta, x)`` as numpy arrays.
 
     A tqdm bar shows simulations/s. Simulations that return NaN/inf or raise are kept as rows with
     NaN x and a warning gives their count; estimators exclude them (with a warning) when fitting.
+
+    ``augmented=True`` (an augmented simulator, :func:`lfi.augmented`) returns instead an
+    :class:`lfi.GoldData` with the joint score t(x, z | θ) of every run and, given
+    ``theta_ref``, the joint log-ratio log r(x, z | θ, θ_ref) (see :mod:`lfi.augment`).
     """
+    if augmented:
+        from lfi.augment import simulate_augmented
+
+        return simulate_augmented(
+            simulator, prior, num_simulations, seed, theta_ref=theta_ref, progress=progress
+        )
+    if theta_ref is not None:
+        raise ValueError("theta_ref: only used with augmented=True")
     if not isinstance(prior, Prior):
         raise TypeError(f"prior: expected an lfi prior, got {type(prior).__name__}")
     if not isinstance(num_simulations, (int, np.integer)) or num_simulations < 1:

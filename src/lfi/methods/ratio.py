@@ -54,7 +54,7 @@ from lfi.simulate import run_simulator, simulate
 from lfi.train import History, fit
 
 __all__ = ["CARL", "ClassifierRatio", "bce_loss", "simulate_carl_data"]
-NET_OPTIONS = ("width", "depth")
+NET_OPTIONS = ("width", "depth", "activation")
 
 
 def bce_loss(classifier: Any, batch: tuple, key: Any) -> Any:
@@ -107,12 +107,11 @@ class _Estimator:
         train = {k: v for k, v in self.options.items() if k in TRAIN_DEFAULTS}
         self.train_options = {**TRAIN_DEFAULTS, **train}
 
-    def _train(self, config, stand, a, b, y, key, offset):  # -> a fitted copy of self
+    def _train(self, config, stand, data, key, offset, loss=bce_loss):  # -> a fitted copy
         out = copy.copy(self)
         out.config, out.stand, out.offset = config, stand, offset
-        net, data = build_classifier(config, key), (a, b, jnp.asarray(y, jnp.float32))
-        opts = self.train_options
-        out.net, out.history = fit(net, bce_loss, data, seed=key, progress=self.progress, **opts)
+        net, opts = build_classifier(config, key), self.train_options
+        out.net, out.history = fit(net, loss, data, seed=key, progress=self.progress, **opts)
         self.history = out.history  # as the other estimators keep the last fit's history
         if out.history.best_epoch < 0:
             name = type(self).__name__
@@ -187,8 +186,8 @@ class ClassifierRatio(_Estimator):
         stand = Standardizer.fit(np.zeros((len(x), 0)), x)
         config = classifier_config(x.shape[1], 0, **self.classifier_options)
         y = np.concatenate([np.zeros(len(x0)), np.ones(len(x1))])
-        a, b = stand.z_x(jnp.asarray(x)), jnp.zeros((len(x), 0))
-        return self._train(config, stand, a, b, y, as_key(seed), math.log(len(x1) / len(x0)))
+        data = (stand.z_x(jnp.asarray(x)), jnp.zeros((len(x), 0)), jnp.asarray(y, jnp.float32))
+        return self._train(config, stand, data, as_key(seed), math.log(len(x1) / len(x0)))
 
     def log_ratio(self, x: Any) -> jax.Array:
         """log p(x | θ1) / p(x | θ0): shape (...) for x of shape (..., dx); for dx = 1 a flat
@@ -248,6 +247,8 @@ class CARL(_Estimator):
     ((2,), (1,))
     """
 
+    method = "carl"
+
     def __init__(self, prior: Prior, theta_ref: Any, **options: Any):
         if not isinstance(prior, Prior):
             raise TypeError(f"prior: expected an lfi prior, got {type(prior).__name__}")
@@ -283,8 +284,8 @@ class CARL(_Estimator):
         a = stand.z_theta(jnp.asarray(np.concatenate([u, u[idx]])))
         b = stand.z_x(jnp.asarray(np.concatenate([x, x_ref])))
         config = classifier_config(self.prior.dim, x.shape[1], **self.classifier_options)
-        y = np.concatenate([np.ones(n), np.zeros(m)])
-        return self._train(config, stand, a, b, y, key_net, math.log(n / m))
+        y = jnp.asarray(np.concatenate([np.ones(n), np.zeros(m)]), jnp.float32)
+        return self._train(config, stand, (a, b, y), key_net, math.log(n / m))
 
     def _trials(self, x: Any) -> jax.Array:
         arr, dim = np.asarray(x, np.float32), self.dim_x
@@ -332,7 +333,7 @@ class CARL(_Estimator):
         self._check_fitted()
         args = (self.prior, self.net, self.stand, self.config, self.dim_x)
         options = dict(sampler=sampler, sampler_options=sampler_options, history=self.history)
-        return UnnormalizedPosterior(*args, kind="ratio", method="carl", **options)
+        return UnnormalizedPosterior(*args, kind="ratio", method=self.method, **options)
 
 
 def simulate_carl_data(

@@ -28,6 +28,9 @@ def get_method(name: str) -> Callable:
     """The estimator factory for a method name; unknown names list the valid ones."""
     key = str(name).lower()
     if key not in METHODS:
-        valid = ", ".join(sorted([*METHODS, "snle", "snpe", "snre", "rejection_abc", "smc_abc"]))
+        from lfi.methods.mining import GOLD_METHODS
+
+        extra = ["snle", "snpe", "snre", "rejection_abc", "smc_abc", *GOLD_METHODS]
+        valid = ", ".join(sorted([*METHODS, *extra]))
         raise ValueError(f"method: unknown {name!r}; valid methods are {valid}")
     return METHODS[key]

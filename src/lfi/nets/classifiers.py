@@ -22,10 +22,16 @@ import jax.numpy as jnp
 from jaxtyping import Array
 
 from lfi._rng import Seed, as_key
-from lfi.nets.resnet import ResidualNet
+from lfi.nets.resnet import ACTIVATIONS, ResidualNet
 
 KINDS = ("resnet", "mlp")
-DEFAULTS: dict[str, Any] = {"kind": "resnet", "width": 50, "depth": 2}
+DEFAULTS: dict[str, Any] = {
+    "kind": "resnet",
+    "width": 50,
+    "depth": 2,
+    "activation": "relu",
+    "anchor": None,
+}
 
 
 def classifier_config(dim_a: int, dim_b: int, **overrides: Any) -> dict[str, Any]:
@@ -38,16 +44,31 @@ def classifier_config(dim_a: int, dim_b: int, **overrides: Any) -> dict[str, Any
     config = {**DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
     if config["kind"] not in KINDS:
         raise ValueError(f"classifier: expected one of {KINDS}, got {config['kind']!r}")
+    if config["activation"] not in ACTIVATIONS:
+        raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {config['activation']!r}")
+    if config["anchor"] is not None:
+        config["anchor"] = [float(v) for v in config["anchor"]]
+        if len(config["anchor"]) != int(dim_a):
+            raise ValueError(f"anchor: expected {dim_a} values, got {len(config['anchor'])}")
     return {**config, "dim_a": int(dim_a), "dim_b": int(dim_b)}
 
 
 class Classifier(eqx.Module):
-    """One logit for one pair ``(a, b)``; ``jax.vmap`` it for batches."""
+    """One logit for one pair ``(a, b)``; ``jax.vmap`` it for batches.
+
+    With an ``anchor`` a₀ the output is g(a, b) − g(a₀, b): exactly 0 at a = a₀ for every b,
+    the identity log r(x | θ_ref, θ_ref) = 0 of a ratio against a reference θ_ref built in.
+    """
 
     net: eqx.Module
+    anchor: tuple[float, ...] | None = eqx.field(static=True, default=None)
 
     def __call__(self, a: Array, b: Array) -> Array:
-        return self.net(jnp.concatenate([a, b]))[0]
+        out = self.net(jnp.concatenate([a, b]))[0]
+        if self.anchor is None:
+            return out
+        a0 = jnp.asarray(self.anchor, a.dtype)
+        return out - self.net(jnp.concatenate([a0, b]))[0]
 
 
 def build_classifier(config: dict[str, Any], seed: Seed = 0) -> Classifier:
@@ -55,7 +76,16 @@ def build_classifier(config: dict[str, Any], seed: Seed = 0) -> Classifier:
     config = classifier_config(**config)
     size, key = config["dim_a"] + config["dim_b"], as_key(seed)
     if config["kind"] == "resnet":
-        net = ResidualNet(size, 1, width=config["width"], blocks=config["depth"], key=key)
+        net = ResidualNet(
+            size,
+            1,
+            width=config["width"],
+            blocks=config["depth"],
+            activation=config["activation"],
+            key=key,
+        )
     else:
-        net = eqx.nn.MLP(size, 1, config["width"], config["depth"], jax.nn.relu, key=key)
-    return Classifier(net)
+        act = getattr(jax.nn, config["activation"])
+        net = eqx.nn.MLP(size, 1, config["width"], config["depth"], act, key=key)
+    anchor = None if config["anchor"] is None else tuple(config["anchor"])
+    return Classifier(net, anchor)

@@ -18,13 +18,17 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array, PRNGKeyArray
 
+ACTIVATIONS = ("relu", "tanh", "silu", "elu")
+
 
 class _Block(eqx.Module):
     linear0: eqx.nn.Linear
     linear1: eqx.nn.Linear
     context: eqx.nn.Linear | None
+    activation: str = eqx.field(static=True, default="relu")
 
-    def __init__(self, width: int, context_size: int, key: PRNGKeyArray):
+    def __init__(self, width: int, context_size: int, key: PRNGKeyArray, activation: str = "relu"):
+        self.activation = activation
         k0, k1, kc = jax.random.split(key, 3)
         self.linear0 = eqx.nn.Linear(width, width, key=k0)
         last = eqx.nn.Linear(width, width, key=k1)
@@ -34,7 +38,8 @@ class _Block(eqx.Module):
         self.context = eqx.nn.Linear(context_size, width, key=kc) if context_size else None
 
     def __call__(self, h: Array, c: Array | None) -> Array:
-        t = self.linear1(jax.nn.relu(self.linear0(jax.nn.relu(h))))
+        act = getattr(jax.nn, self.activation)
+        t = self.linear1(act(self.linear0(act(h))))
         if self.context is not None:
             t = t * jax.nn.sigmoid(self.context(c))
         return h + t
@@ -55,11 +60,14 @@ class ResidualNet(eqx.Module):
         context_size: int = 0,
         width: int = 50,
         blocks: int = 2,
+        activation: str = "relu",
         key: PRNGKeyArray,
     ):
+        if activation not in ACTIVATIONS:
+            raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {activation!r}")
         keys = jax.random.split(key, blocks + 2)
         self.first = eqx.nn.Linear(in_size + context_size, width, key=keys[0])
-        self.blocks = tuple(_Block(width, context_size, k) for k in keys[1:-1])
+        self.blocks = tuple(_Block(width, context_size, k, activation) for k in keys[1:-1])
         self.last = eqx.nn.Linear(width, out_size, key=keys[-1])
 
     def __call__(self, u: Array, c: Array | None = None) -> Array:

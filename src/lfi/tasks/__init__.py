@@ -1,7 +1,8 @@
 """Benchmark tasks with reference posteriors computed by lfi itself.
 
 Five tasks of sbibm 1.1.0 — defined identically, so C2ST scores compare with Lueckmann et al.
-(2021), "Benchmarking Simulation-Based Inference", arXiv:2101.04653 — and two of lfi's own:
+(2021), "Benchmarking Simulation-Based Inference", arXiv:2101.04653 — and four of lfi's own
+(galton and madminer_toy have augmented simulators, see lfi.augment):
 
 ========================== ====== ===== ===============================================
 task                        dim θ  dim x reference posterior
@@ -13,6 +14,8 @@ task                        dim θ  dim x reference posterior
 ``gaussian_mixture``           2      2  exact mixture sampling + rejection
 ``gaussian_2d``                2      2  exact truncated-normal inversion
 ``ballistic``                  2      5  tempered SMC on a quadrature likelihood
+``galton``                     1      1  exact (dynamic programming) on a θ grid
+``madminer_toy``               1      1  exact truncated-normal inversion
 ========================== ====== ===== ===============================================
 
 >>> import lfi.tasks
@@ -31,7 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lfi.tasks import physics, sbibm
+from lfi.tasks import gold, physics, sbibm
 from lfi.tasks.base import Task
 
 __all__ = ["NAMES", "Task", "get", "names"]
@@ -44,6 +47,8 @@ _FACTORIES: dict[str, Callable[[], Task]] = {
     "gaussian_mixture": sbibm.gaussian_mixture,
     "gaussian_2d": physics.gaussian_2d,
     "ballistic": physics.ballistic,
+    "galton": gold.galton,
+    "madminer_toy": gold.madminer_toy,
 }
 NAMES: tuple[str, ...] = tuple(_FACTORIES)
 _INSTANCES: dict[str, Task] = {}

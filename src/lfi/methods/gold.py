@@ -1,0 +1,345 @@
+"""The mining-gold ratio and score methods: CARL, ROLR, RASCAL, CASCAL, ALICE, ALICES, SALLY.
+
+Brehmer, Louppe, Pavez & Cranmer, "Mining gold from implicit models to improve likelihood-free
+inference" (PNAS 2020, arXiv:1805.12244); Brehmer, Cranmer, Louppe & Pavez, "Constraining
+effective field theories with machine learning" (arXiv:1805.00020, 1805.00013); ALICE(S):
+Stoye, Brehmer, Louppe, Pavez & Cranmer (arXiv:1808.00973).
+
+Every ratio method trains the same network A(x, θ) ≈ log r(x | θ, θ_ref) = log p(x | θ) /
+p(x | θ_ref), parametrised by θ, on :class:`lfi.augment.GoldData` rows: y = 0 where x was drawn
+at θ, y = 1 where it was drawn at θ_ref, each with the joint log-ratio log r(x, z | θ, θ_ref)
+and the joint score t(x, z | θ) of its own latent path. Only the loss differs:
+
+========= ============================================================== ============
+method    loss (means over the batch; r̂ = exp A, σ the logistic)        needs
+========= ============================================================== ============
+carl      cross-entropy of y against σ(A)                                 y
+rolr      y (r̂ − r)² + (1 − y)(1/r̂ − 1/r)²                              log r
+rascal    rolr + α (1 − y) ‖t − ∇θ A‖²                                    log r, t
+cascal    carl + α (1 − y) ‖t − ∇θ A‖²                                    t
+alice     cross-entropy against the soft label σ(log r(x, z))            log r
+alices    alice + α (1 − y) ‖t − ∇θ A‖²                                   log r, t
+========= ============================================================== ============
+
+The joint quantities are unbiased targets: the minimisers are the true log r(x | θ, θ_ref) and
+score. The score term is on rows drawn at θ (y = 0), where E[t(x, z | θ) | x] = t(x | θ), and is
+taken in θ itself (not the network's standardised inputs), so α means what it does in the papers
+(MadMiner's default α = 1; 0.5 on the Galton board). In ROLR/RASCAL, exp is taken of values
+clipped to ±30 so that one heavy-tailed joint ratio cannot overflow float32.
+
+The fitted estimator is a :class:`lfi.CARL`: ``log_ratio(x, θ)`` summed over i.i.d. trials,
+``mle``, ``posterior`` for MCMC, save/load without pickle; the frequentist tools of
+:mod:`lfi.frequentist` take it as it is. The networks default to tanh activations: the score term
+differentiates A in θ, and ReLU nets have piecewise-constant gradients.
+
+:class:`SALLY` regresses t(x, z | θ_ref) on x drawn at θ_ref: t̂(x) is the locally sufficient
+summary statistic (score) at θ_ref; SALLINO projects it on (θ − θ_ref).
+
+>>> import lfi
+>>> from lfi.tasks import get
+>>> task = get("madminer_toy")
+>>> data = lfi.simulate_gold(task.simulator, task.prior, 2000, theta_ref=[0.0], seed=0,
+...                          progress=False)
+>>> rascal = GoldRatio(task.prior, [0.0], method="rascal", max_epochs=5, progress=False)
+>>> rascal = rascal.fit(data, seed=0)
+>>> rascal.log_ratio([[0.5], [1.0]], [[0.0], [1.0]]).shape
+(2,)
+"""
+
+from __future__ import annotations
+
+import copy
+import functools
+import math
+import warnings
+from typing import Any
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+import numpy as np
+import paramax
+
+from lfi._rng import Seed, as_key
+from lfi.augment import GoldData
+from lfi.methods.ratio import CARL
+from lfi.nets.classifiers import classifier_config
+from lfi.posteriors.direct import Standardizer
+from lfi.priors import Prior
+
+__all__ = ["GOLD_RATIO_METHODS", "GoldRatio", "SALLY", "check_gold", "gold_loss", "theta_jacobian"]
+
+GOLD_RATIO_METHODS = ("carl", "rolr", "rascal", "cascal", "alice", "alices")
+_BASE = {"carl": "carl", "cascal": "carl", "rolr": "rolr", "rascal": "rolr"}
+_BASE.update(alice="alice", alices="alice")
+_SCORE = ("rascal", "cascal", "alices")
+_CLIP = 30.0
+
+
+def check_gold(
+    data: Any, prior: Prior, method: str, *, log_r: bool, score: bool, y: bool
+) -> GoldData:
+    """Validate :class:`GoldData` for ``method``; drop non-finite rows with a counted warning."""
+    if not isinstance(data, GoldData):
+        raise TypeError(
+            f"data: expected lfi.GoldData (from lfi.simulate_gold / lfi.simulate(..., "
+            f"augmented=True), or built from your own arrays), got {type(data).__name__}"
+        )
+    need = {"log_r": log_r, "score": score, "y": y}
+    hint = {
+        "log_r": "the joint log-ratio log r(x, z | θ, θ_ref)",
+        "score": "the joint score t(x, z | θ)",
+        "y": "labels y (0: x drawn at θ, 1: drawn at θ_ref)",
+    }
+    for name, needed in need.items():
+        if needed and getattr(data, name) is None:
+            raise ValueError(
+                f"data.{name}: method {method!r} needs {hint[name]}, and these simulations have "
+                "none; simulate them with lfi.simulate_gold (an augmented simulator) or compute "
+                "them in your simulator"
+            )
+    n, d = len(data.theta), prior.dim
+    theta = np.asarray(data.theta, np.float32).reshape(n, -1)
+    x = np.asarray(data.x, np.float32).reshape(n, -1)
+    cols = {"theta": theta, "x": x}
+    if theta.shape[1] != d:
+        raise ValueError(f"data.theta: expected shape (n, {d}), got {np.shape(data.theta)}")
+    if score:
+        cols["score"] = np.asarray(data.score, np.float32).reshape(n, -1)
+        if cols["score"].shape[1] != d:
+            raise ValueError(f"data.score: expected shape (n, {d}), got {np.shape(data.score)}")
+    for name in ("log_r", "y"):
+        if need[name]:
+            cols[name] = np.asarray(getattr(data, name), np.float32).reshape(-1)
+            if cols[name].shape != (n,):
+                raise ValueError(f"data.{name}: expected shape ({n},), got {cols[name].shape}")
+    if y and not np.all((cols["y"] == 0) | (cols["y"] == 1)):
+        raise ValueError("data.y: expected labels 0 (x drawn at θ) or 1 (drawn at θ_ref)")
+    ok = np.ones(n, bool)
+    for a in cols.values():
+        ok &= np.all(np.isfinite(a.reshape(n, -1)), axis=1)
+    if not ok.all():
+        warnings.warn(
+            f"data: excluded {int((~ok).sum())} of {n} rows with NaN/inf in "
+            f"{'/'.join(cols)} from training",
+            stacklevel=3,
+        )
+    outside = ~np.asarray(prior.in_support(theta)) & ok
+    if outside.any():
+        raise ValueError(f"data.theta: {int(outside.sum())} rows lie outside the prior's support")
+    if ok.sum() < 10:
+        raise ValueError(f"data: need at least 10 valid rows, got {int(ok.sum())}")
+    get = lambda k: cols[k][ok] if k in cols else None  # noqa: E731
+    return GoldData(get("theta"), get("x"), get("score"), get("log_r"), get("y"), data.theta_ref)
+
+
+def theta_jacobian(prior: Prior, stand: Standardizer, a: jax.Array) -> jax.Array:
+    """(J⁻¹)ᵀ per row, J = ∂θ/∂a for the network input a = z-scored unconstrained θ, so that
+    ∇θ f = (J⁻¹)ᵀ ∇a f."""
+
+    def theta_of(ai):
+        return prior.from_unconstrained(ai * stand.theta_std + stand.theta_mean)
+
+    jac = jax.vmap(jax.jacfwd(theta_of))(a)
+    return jnp.swapaxes(jnp.linalg.inv(jac), -1, -2)
+
+
+@functools.cache
+def gold_loss(method: str, alpha: float):
+    """The loss ``loss(net, batch, key)`` of a ratio method on standardised batches
+    ``(a, b, y, log_r, score, jinv_t, offset)`` (one function per (method, α), so compiled
+    epochs are reused)."""
+    base, with_score = _BASE[method], method in _SCORE
+
+    def loss(net, batch, key):
+        a, b, y, log_r, t, jinv_t, c = batch
+        net = paramax.unwrap(net)
+        if with_score:
+            f, g = jax.vmap(jax.value_and_grad(net))(a, b)
+        else:
+            f = jax.vmap(net)(a, b)
+        logit = f + c  # of "x drawn at θ", with the prior odds log(n0 / n1) of the classes
+        if base == "carl":
+            main = jnp.mean((1 - y) * jax.nn.softplus(-logit) + y * jax.nn.softplus(logit))
+        elif base == "alice":
+            s = jax.nn.sigmoid(log_r + c)
+            main = jnp.mean(s * jax.nn.softplus(-logit) + (1 - s) * jax.nn.softplus(logit))
+        else:
+            lr_hat, lr = jnp.clip(f, -_CLIP, _CLIP), jnp.clip(log_r, -_CLIP, _CLIP)
+            main = jnp.mean(
+                y * (jnp.exp(lr_hat) - jnp.exp(lr)) ** 2
+                + (1 - y) * (jnp.exp(-lr_hat) - jnp.exp(-lr)) ** 2
+            )
+        if with_score:
+            t_hat = jnp.einsum("nij,nj->ni", jinv_t, g)
+            main = main + alpha * jnp.mean((1 - y) * jnp.sum((t - t_hat) ** 2, -1))
+        return main
+
+    return loss
+
+
+class GoldRatio(CARL):
+    """A(x, θ) ≈ log p(x | θ)/p(x | θ_ref) trained with a mining-gold loss (see module doc).
+
+    ``GoldRatio(prior, theta_ref, method="rascal", alpha=1.0, **options).fit(data, seed=0)``
+    with ``data`` a :class:`lfi.GoldData` (``lfi.simulate_gold``). ``method`` is one of
+    :data:`GOLD_RATIO_METHODS`; ``alpha`` weighs the score term of rascal/cascal/alices.
+    Options as :class:`lfi.CARL` (``classifier``, ``width``, ``depth``, ``activation`` (tanh
+    here), training options, ``progress``). ``anchored=True`` (default) builds the identity
+    r(x | θ_ref, θ_ref) = 1 into the network: A(x, θ) = g(x, θ) − g(x, θ_ref), so the loss
+    only has to learn how the ratio moves away from θ_ref (the score terms supervise exactly
+    that; without the anchor their gain on the Galton board was lost to errors of A(x, θ_ref)).
+    """
+
+    def __init__(
+        self,
+        prior: Prior,
+        theta_ref: Any,
+        method: str = "rascal",
+        alpha: float = 1.0,
+        **options: Any,
+    ):
+        if method not in GOLD_RATIO_METHODS:
+            raise ValueError(f"method: expected one of {GOLD_RATIO_METHODS}, got {method!r}")
+        if not (isinstance(alpha, (int, float)) and math.isfinite(alpha) and alpha >= 0):
+            raise ValueError(f"alpha: expected a finite number >= 0, got {alpha!r}")
+        options.setdefault("activation", "tanh")
+        self.anchored = bool(options.pop("anchored", True))
+        super().__init__(prior, theta_ref, **options)
+        self.method, self.alpha = method, float(alpha)
+
+    @classmethod
+    def _unfitted(cls, config: dict) -> GoldRatio:
+        from lfi.priors import prior_from_config
+
+        prior = prior_from_config(config["prior"])
+        options = {**config["options"], "anchored": config.get("anchored", True)}
+        return cls(prior, config["theta_ref"], config["method"], config["alpha"], **options)
+
+    def _file_config(self) -> dict:
+        extra = {"method": self.method, "alpha": self.alpha, "anchored": self.anchored}
+        return {**super()._file_config(), **extra}
+
+    def fit(self, data: GoldData, seed: Seed = 0) -> GoldRatio:  # type: ignore[override]
+        """Train on ``data`` (rows drawn at θ, y = 0, and at θ_ref, y = 1); a fitted copy."""
+        needs_r = _BASE[self.method] in ("rolr", "alice")
+        data = check_gold(
+            data, self.prior, self.method, log_r=needs_r, score=self.method in _SCORE, y=True
+        )
+        if data.theta_ref is not None and not np.allclose(data.theta_ref, self.theta_ref):
+            raise ValueError(
+                f"data.theta_ref: {np.asarray(data.theta_ref).tolist()} differs from this "
+                f"estimator's theta_ref {self.theta_ref.tolist()}"
+            )
+        n0, n1 = int((data.y == 0).sum()), int((data.y == 1).sum())
+        if n0 == 0 or n1 == 0:
+            raise ValueError(f"data.y: need rows of both classes, got {n0} at θ and {n1} at θ_ref")
+        offset = 0.0 if _BASE[self.method] == "rolr" else math.log(n0 / n1)
+        u = np.asarray(self.prior.to_unconstrained(data.theta))
+        stand = Standardizer.fit(u, data.x)
+        a, b = stand.z_theta(jnp.asarray(u)), stand.z_x(jnp.asarray(data.x))
+        n, d = len(a), self.prior.dim
+        zeros = jnp.zeros
+        batch = (
+            a,
+            b,
+            jnp.asarray(data.y),
+            zeros(n) if data.log_r is None else jnp.asarray(data.log_r),
+            zeros((n, d)) if data.score is None else jnp.asarray(data.score),
+            theta_jacobian(self.prior, stand, a),
+            jnp.full(n, offset, jnp.float32),
+        )
+        anchor = None
+        if self.anchored:
+            u_ref = self.prior.to_unconstrained(jnp.asarray(self.theta_ref))
+            anchor = np.asarray(stand.z_theta(u_ref)).tolist()
+        options = {**self.classifier_options, "anchor": anchor}
+        config = classifier_config(d, data.x.shape[1], **options)
+        loss = gold_loss(self.method, self.alpha)
+        return self._train(config, stand, batch, as_key(seed), 0.0, loss)
+
+
+class _Regressor(eqx.Module):
+    net: eqx.nn.MLP
+
+    def __call__(self, b: jax.Array) -> jax.Array:
+        return self.net(b)
+
+
+def _sally_loss(model, batch, key):
+    b, t = batch
+    return jnp.mean(jnp.sum((jax.vmap(paramax.unwrap(model))(b) - t) ** 2, -1))
+
+
+class SALLY:
+    """t̂(x) ≈ E[t(x, z | θ_ref) | x], the score at θ_ref: a locally sufficient statistic.
+
+    ``SALLY(prior, theta_ref).fit(data, seed=0)`` with ``data`` from
+    ``lfi.simulate_augmented`` at θ_ref (``data.score`` = t(x, z | θ_ref)); then
+    :meth:`summary` (dθ numbers per x, for ABC, histograms or any density estimator) and
+    :meth:`sallino` ((θ − θ_ref)·t̂(x), one number per x and θ). Options: ``width``, ``depth``,
+    ``activation`` and the training options of :data:`lfi.methods.npe.TRAIN_DEFAULTS`.
+    """
+
+    method = "sally"
+
+    def __init__(self, prior: Prior, theta_ref: Any, **options: Any):
+        from lfi.methods.npe import TRAIN_DEFAULTS
+        from lfi.methods.ratio import _check_ref
+
+        self.prior, self.theta_ref = prior, _check_ref(prior, theta_ref)
+        self.progress = bool(options.pop("progress", True))
+        net = {k: options.pop(k) for k in ("width", "depth", "activation") if k in options}
+        unknown = set(options) - set(TRAIN_DEFAULTS)
+        if unknown:
+            raise ValueError(f"options: unknown {sorted(unknown)}")
+        self.net_options = {"width": 100, "depth": 2, "activation": "tanh", **net}
+        self.train_options = {**TRAIN_DEFAULTS, **options}
+        self.model = self.stand = self.history = None
+
+    def fit(self, data: GoldData, seed: Seed = 0) -> SALLY:
+        """Regress the joint score on x; ``data`` drawn at θ_ref. Returns a fitted copy."""
+        from lfi.train import fit
+
+        data = check_gold(data, self.prior, "sally", log_r=False, score=True, y=False)
+        if not np.allclose(data.theta, self.theta_ref, atol=1e-6):
+            raise ValueError(
+                "data.theta: SALLY needs x drawn at theta_ref with the score at theta_ref "
+                "(lfi.simulate_augmented with a prior fixed at theta_ref, or run_augmented)"
+            )
+        out = copy.copy(self)
+        x = data.x
+        out.stand = Standardizer.fit(np.zeros((len(x), 0)), x)
+        opts = self.net_options
+        key = as_key(seed)
+        mlp = eqx.nn.MLP(
+            x.shape[1],
+            self.prior.dim,
+            opts["width"],
+            opts["depth"],
+            getattr(jax.nn, opts["activation"]),
+            key=key,
+        )
+        batch = (out.stand.z_x(jnp.asarray(x)), jnp.asarray(data.score))
+        out.model, out.history = fit(
+            _Regressor(mlp),
+            _sally_loss,
+            batch,
+            seed=key,
+            progress=self.progress,
+            **self.train_options,
+        )
+        self.history = out.history
+        return out
+
+    def summary(self, x: Any) -> jax.Array:
+        """t̂(x): shape (n, dθ) for x of shape (n, dx)."""
+        if self.model is None:
+            raise RuntimeError("SALLY: not fitted yet; call .fit first")
+        arr = jnp.asarray(np.asarray(x, np.float32).reshape(len(x), -1))
+        return jax.vmap(paramax.unwrap(self.model))(self.stand.z_x(arr))
+
+    def sallino(self, x: Any, theta: Any) -> jax.Array:
+        """(θ − θ_ref)·t̂(x): shape (n,) for x (n, dx) and θ (dθ,) or (n, dθ)."""
+        delta = jnp.asarray(theta, jnp.float32) - jnp.asarray(self.theta_ref)
+        return jnp.sum(self.summary(x) * delta, -1)
