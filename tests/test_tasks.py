@@ -46,7 +46,7 @@ def ess(name: str, n: int) -> float:
 
 
 def test_names_and_get():
-    assert NAMES == list(tasks.NAMES) and len(NAMES) == 9
+    assert NAMES == list(tasks.NAMES) and len(NAMES) == 10
     assert set(NAMES) >= {"gaussian_linear", "two_moons", "slcp", "gaussian_2d", "ballistic"}
     assert tasks.get("slcp") is tasks.get("slcp")  # shared instance keeps the cache
     with pytest.raises(ValueError, match="expected one of .*'two_moons'.*got 'Two_Moons'"):

@@ -71,6 +71,7 @@ _SUBMODULES = {
     "bench": "lfi.bench",
     "conjugate": "lfi.methods.conjugate",
     "diagnostics": "lfi.diagnostics",
+    "frequentist": "lfi.frequentist",
     "plot": "lfi.plot",
     "proposals": "lfi.proposals",
     "samplers": "lfi.samplers",

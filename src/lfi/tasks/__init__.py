@@ -1,8 +1,8 @@
 """Benchmark tasks with reference posteriors computed by lfi itself.
 
 Five tasks of sbibm 1.1.0 — defined identically, so C2ST scores compare with Lueckmann et al.
-(2021), "Benchmarking Simulation-Based Inference", arXiv:2101.04653 — and four of lfi's own
-(galton and madminer_toy have augmented simulators, see lfi.augment):
+(2021), "Benchmarking Simulation-Based Inference", arXiv:2101.04653 — and five of lfi's own
+(galton, madminer_toy and particle_chain have augmented simulators, see lfi.augment):
 
 ========================== ====== ===== ===============================================
 task                        dim θ  dim x reference posterior
@@ -16,6 +16,7 @@ task                        dim θ  dim x reference posterior
 ``ballistic``                  2      5  tempered SMC on a quadrature likelihood
 ``galton``                     1      1  exact (dynamic programming) on a θ grid
 ``madminer_toy``               1      1  exact truncated-normal inversion
+``particle_chain``             1      2  quadrature likelihood on a θ grid
 ========================== ====== ===== ===============================================
 
 >>> import lfi.tasks
@@ -49,6 +50,7 @@ _FACTORIES: dict[str, Callable[[], Task]] = {
     "ballistic": physics.ballistic,
     "galton": gold.galton,
     "madminer_toy": gold.madminer_toy,
+    "particle_chain": gold.particle_chain,
 }
 NAMES: tuple[str, ...] = tuple(_FACTORIES)
 _INSTANCES: dict[str, Task] = {}

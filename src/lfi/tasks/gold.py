@@ -11,6 +11,11 @@ the closed-form joint score and log-probability of a path, which the tests compa
   h = 2j/30 − 1; x = the final nail. p(x | θ) is exact by dynamic programming over the nails.
 - ``madminer_toy``: z ~ N(θ, 2²), x ~ N(z, 1), so p(x | θ) = N(x; θ, 5) and the joint score is
   t(x, z | θ) = (z − θ)/4 (MadMiner's tutorial writes (x − θ)/4, which is not it).
+- ``particle_chain``: the seed lecture's chain p(x | z_h) p(z_h | z_p) p(z_p | θ): a core
+  interaction z_p ~ N(θ, 0.5²) (the energy of a produced particle), a shower of
+  z_h ~ Poisson(2 exp(z_p / 2)) secondaries, and a detector reading x = (energy, multiplicity) with
+  x₁ ~ N(z_p + 0.1 z_h, 0.3²), x₂ ~ N(z_h, 1). p(x | θ) is a sum over z_h (0..80) of an
+  integral over z_p (64-node Gauss–Hermite quadrature).
 
 >>> from lfi.tasks import get
 >>> task = get("galton")
@@ -29,14 +34,14 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from lfi.augment import augmented, bernoulli, normal
+from lfi.augment import augmented, bernoulli, normal, poisson
 from lfi.priors import BoxUniform
 from lfi.tasks.base import Task, truncated_normal
 
-__all__ = ["galton", "galton_probabilities", "madminer_toy"]
+__all__ = ["galton", "galton_probabilities", "madminer_toy", "particle_chain"]
 
 GALTON_ROWS, GALTON_NAILS, GALTON_START = 20, 31, 15
-_OBS_SEED = {"galton": 20_261_126, "madminer_toy": 20_261_127}
+_OBS_SEED = {"galton": 20_261_126, "madminer_toy": 20_261_127, "particle_chain": 20_261_128}
 
 
 def _observations(simulator, prior, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -233,5 +238,94 @@ def madminer_toy() -> Task:
                 _toy_path(key, theta)
             ),
             "joint_log_prob": toy_joint_log_prob,
+        },
+    )
+
+
+# --- particle_chain ----------------------------------------------------------------------------
+CHAIN_SIGMA_P, CHAIN_SIGMA_E, CHAIN_SIGMA_N, CHAIN_MAX_H = 0.5, 0.3, 1.0, 80
+_GH_NODES, _GH_WEIGHTS = np.polynomial.hermite_e.hermegauss(64)  # ∫ f(u) N(u; 0, 1) du
+
+
+def _shower_rate(z_p):
+    return 2.0 * jnp.exp(0.5 * z_p)
+
+
+def _chain_path(key, theta):
+    k1, k2, k3, k4 = jax.random.split(key, 4)
+    z_p, lp_p = normal(k1, theta[0], CHAIN_SIGMA_P)
+    z_h, lp_h = poisson(k2, _shower_rate(z_p))
+    e, lp_e = normal(k3, z_p + 0.1 * z_h, CHAIN_SIGMA_E)
+    m, lp_m = normal(k4, z_h, CHAIN_SIGMA_N)
+    return jnp.stack([e, m]), lp_p + lp_h + lp_e + lp_m, jnp.stack([z_p, z_h])
+
+
+def _chain_program(key, theta):
+    x, lp, _ = _chain_path(key, theta)
+    return x, lp
+
+
+def _log_normal(x, mean, std):
+    return -0.5 * ((x - mean) / std) ** 2 - jnp.log(std) - 0.5 * math.log(2 * math.pi)
+
+
+def chain_joint_log_prob(theta, z, x):
+    """Closed form log p(x, z | θ) and ∂/∂θ = (z_p − θ)/σ_p² (only z_p depends on θ)."""
+    theta = jnp.asarray(theta, jnp.float32).reshape(())
+    z_p, z_h = z[0], z[1]
+    rate = _shower_rate(z_p)
+    lp = (
+        _log_normal(z_p, theta, CHAIN_SIGMA_P)
+        + z_h * jnp.log(rate)
+        - rate
+        - jax.scipy.special.gammaln(z_h + 1)
+        + _log_normal(x[0], z_p + 0.1 * z_h, CHAIN_SIGMA_E)
+        + _log_normal(x[1], z_h, CHAIN_SIGMA_N)
+    )
+    return lp, (z_p - theta) / CHAIN_SIGMA_P**2
+
+
+def _chain_loglik(theta, x):
+    """log Σ_{z_h} ∫ dz_p p(x | z) p(z_h | z_p) p(z_p | θ), quadrature over z_p."""
+    z_p = theta[0] + CHAIN_SIGMA_P * jnp.asarray(_GH_NODES, jnp.float32)  # (64,)
+    log_w = jnp.log(jnp.asarray(_GH_WEIGHTS / np.sqrt(2 * np.pi), jnp.float32))
+    z_h = jnp.arange(CHAIN_MAX_H + 1, dtype=jnp.float32)[:, None]  # (81, 1)
+    rate = _shower_rate(z_p)[None]
+    terms = (
+        z_h * jnp.log(rate)
+        - rate
+        - jax.scipy.special.gammaln(z_h + 1)
+        + _log_normal(x[0], z_p[None] + 0.1 * z_h, CHAIN_SIGMA_E)
+        + _log_normal(x[1], z_h, CHAIN_SIGMA_N)
+        + log_w[None]
+    )
+    return jax.scipy.special.logsumexp(terms)
+
+
+def particle_chain() -> Task:
+    """The lecture's simulation chain: θ ~ U[0, 3], x = (energy, multiplicity)."""
+    prior = BoxUniform(low=0.0, high=3.0, dim=1)
+    sim = augmented(_chain_program)
+    thetas, xs = _observations(sim, prior, _OBS_SEED["particle_chain"])
+    return Task(
+        "particle_chain",
+        prior=prior,
+        simulator=sim,
+        dim_x=2,
+        observations=xs,
+        true_parameters=thetas,
+        reference=_grid_reference(_chain_loglik, 0.0, 3.0),
+        log_likelihood=_chain_loglik,
+        description=(
+            "The seed lecture's chain p(x|z_h) p(z_h|z_p) p(z_p|θ): z_p ~ N(θ, 0.5²), z_h ~ "
+            "Poisson(2 exp(z_p/2)), x ~ N((z_p + 0.1 z_h, z_h), diag(0.3², 1)). p(x | θ) by "
+            "summing z_h and Gauss-Hermite quadrature over z_p; reference on a θ grid."
+        ),
+        source=f"lfi; observations from seed {_OBS_SEED['particle_chain']}",
+        extras={
+            "simulate_with_latents": lambda key, theta: (lambda o: (o[0], o[2]))(
+                _chain_path(key, theta)
+            ),
+            "joint_log_prob": chain_joint_log_prob,
         },
     )
