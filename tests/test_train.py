@@ -66,3 +66,23 @@ def test_bad_data_is_named():
         fit(model, mse, (x, y[:10]), progress=False)
     with pytest.raises(ValueError, match="validation_fraction"):
         fit(model, mse, (x, y), validation_fraction=1.5, progress=False)
+
+
+def test_patience_steps_sets_a_minimum_patience_in_optimizer_steps():
+    """A loss that never improves stops after exactly the patience: 3 epochs by default, and
+    ceil(40 / 4) = 10 epochs when each epoch is 4 steps and patience_steps=40."""
+
+    class Flat(eqx.Module):
+        w: jax.Array
+
+        def __call__(self, x):
+            return 0.0 * self.w * x
+
+    def loss(model, batch, key):
+        return jnp.mean(model(batch[0]) ** 2) + 1.0
+
+    data = (jnp.ones((44, 1)),)  # 40 training rows, batch 10: 4 steps per epoch
+    opts = dict(seed=0, batch_size=10, patience=3, lr_decays=0, progress=False)
+    _, plain = fit(Flat(jnp.ones(1)), loss, data, **opts)
+    _, longer = fit(Flat(jnp.ones(1)), loss, data, patience_steps=40, **opts)
+    assert len(plain.val_loss) == 3 and len(longer.val_loss) == 10

@@ -125,6 +125,7 @@ def fit(
     learning_rate: float = 5e-4,
     max_epochs: int = 1000,
     patience: int = 20,
+    patience_steps: int = 0,
     validation_fraction: float = 0.1,
     clip_norm: float | None = 5.0,
     lr_decays: int = 0,
@@ -136,7 +137,9 @@ def fit(
     Returns the model with the weights of the best validation epoch, and its :class:`History`.
     After ``patience`` epochs without a better validation loss, training goes back to the best
     weights with the learning rate times ``lr_factor`` (at most ``lr_decays`` times, each with
-    half the patience), then stops.
+    half the patience), then stops. ``patience_steps`` makes the patience at least that many
+    optimizer steps: with few training rows an epoch is a handful of steps, and 20 of them stop
+    training long before it has converged.
     """
     data = tuple(jnp.asarray(a) for a in data)
     n = data[0].shape[0]
@@ -161,7 +164,9 @@ def fit(
     params = jax.tree_util.tree_map(lambda a: jax.lax.convert_element_type(a, a.dtype), params)
     optimizer = _optimizer(None if clip_norm is None else float(clip_norm))
     opt_state = _set_lr(optimizer.init(params), learning_rate)
-    decays_left, wait = int(lr_decays), int(patience)
+    steps_per_epoch = max(1, (n - num_val) // batch_size)
+    patience = max(int(patience), math.ceil(int(patience_steps) / steps_per_epoch))
+    decays_left, wait = int(lr_decays), patience
     history = History()
     best_params, best_val = params, _loss_value(params, static, val, key_train, loss)
     best_val = float(best_val) if math.isfinite(float(best_val)) else math.inf

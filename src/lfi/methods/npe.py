@@ -34,6 +34,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "learning_rate": 5e-4,
     "max_epochs": 1000,
     "patience": 20,
+    "patience_steps": 0,
     "validation_fraction": 0.1,
     "clip_norm": 5.0,
     "lr_decays": 2,

@@ -41,7 +41,7 @@ import paramax
 
 from lfi._rng import Seed, as_key
 from lfi.augment import GoldData
-from lfi.methods.gold import check_gold, theta_jacobian
+from lfi.methods.gold import GOLD_TRAIN_DEFAULTS, check_gold, theta_jacobian
 from lfi.methods.npe import TRAIN_DEFAULTS
 from lfi.nets.flows import build_flow, flow_config
 from lfi.posteriors.base import check_theta
@@ -139,7 +139,7 @@ class SCANDAL:
         self.prior, self.alpha, self.bins, self.progress = prior, float(alpha), bins, progress
         self.method = "scandal" if alpha > 0 else "nde"
         train = {k: options.pop(k) for k in list(options) if k in TRAIN_DEFAULTS}
-        self.train_options = {**TRAIN_DEFAULTS, **train}
+        self.train_options = {**TRAIN_DEFAULTS, **GOLD_TRAIN_DEFAULTS, **train}
         if bins is not None:
             mlp = {"width": 100, "depth": 2, "activation": "tanh"}
             unknown = set(options) - set(mlp)
