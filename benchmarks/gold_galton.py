@@ -117,7 +117,48 @@ def main(argv=None) -> int:
                 out.write_text(json.dumps(runs, indent=1))
                 jax.clear_caches()
     out.with_suffix(".md").write_text(render(runs, " ".join(["python", *sys.argv])))
+    plot(runs, out.with_suffix(".png"))
     return 0
+
+
+def _means(runs: list[dict]) -> dict:
+    table: dict = {}
+    for r in runs:
+        table.setdefault(r["method"], {}).setdefault(r["n"], []).append(r["mse"])
+    return {m: {n: float(np.mean(v)) for n, v in d.items()} for m, d in table.items()}
+
+
+# read off Brehmer et al. (PNAS 2020) Fig. 3 (../shared/anchors/mining_gold.md), approximate
+PAPER = {
+    "carl": {200: 0.133, 1000: 0.115, 5000: 0.048, 10000: 0.020},
+    "nde": {200: 0.082, 1000: 0.069, 5000: 0.018, 10000: 0.004},
+    "rolr": {200: 0.058, 1000: 0.013, 5000: 0.003, 10000: 0.003},
+    "rascal": {200: 0.019, 1000: 0.007, 5000: 0.002, 10000: 0.002},
+    "scandal": {200: 0.018, 1000: 0.0035, 5000: 0.002, 10000: 0.002},
+}
+
+
+def plot(runs: list[dict], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    means = _means(runs)
+    fig, ax = plt.subplots(figsize=(6.5, 4.5))
+    for m, d in means.items():
+        ns = sorted(d)
+        style = "-o" if m in ("carl", "rascal", "scandal", "nde") else "--."
+        ax.plot(ns, [d[n] for n in ns], style, label=m)
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("training samples N")
+    ax.set_ylabel("E_{x~p(x|θ1)} [(log r̂ − log r)²]")
+    ax.set_title("Galton board, θ0 = −0.8, θ1 = −0.6 (mean over seeds)")
+    ax.legend(ncol=3, fontsize=8)
+    fig.tight_layout()
+    fig.savefig(path, dpi=120)
+    plt.close(fig)
 
 
 def render(runs: list[dict], command: str) -> str:
@@ -139,6 +180,32 @@ def render(runs: list[dict], command: str) -> str:
                 f"{np.mean(v):.4f} ± {np.std(v) / max(len(v) - 1, 1) ** 0.5:.4f}" if v else "-"
             )
         lines.append(f"| {m} | " + " | ".join(cells) + " |")
+    lines += [
+        "",
+        "The paper's Fig. 3, read off approximately (../shared/anchors/mining_gold.md):",
+        "",
+    ]
+    lines += ["| method | " + " | ".join(f"N={n}" for n in sizes) + " |"]
+    lines += ["|---|" + "---|" * len(sizes)]
+    for m, d in PAPER.items():
+        cells = " | ".join(str(d.get(n, "-")) for n in sizes)
+        lines.append(f"| {m} (paper) | {cells} |")
+    means = _means(runs)
+    carl = means.get("carl", {})
+    lines += [
+        "",
+        "Data efficiency: the smallest N' where CARL's mean error is at most a method's",
+        "at N, and N'/N (\"beats CARL at every N'\": the ratio exceeds max N' / N):",
+        "",
+    ]
+    for m in ("rascal", "scandal", "alices", "cascal", "rolr", "alice", "nde"):
+        for n, err in sorted(means.get(m, {}).items()):
+            reach = [k for k in sorted(carl) if carl[k] <= err]
+            if reach:
+                text = f"N' = {reach[0]} ({reach[0] / n:g}×)"
+            else:
+                text = f"beats CARL at every N' ≤ {max(carl)} (> {max(carl) / n:g}×)"
+            lines.append(f"- {m} at N={n} ({err:.4f}): {text}")
     return "\n".join(lines) + "\n"
 
 
