@@ -27,6 +27,8 @@ from lfi.tasks.base import Task
 
 DATA = Path(__file__).parent / "data"
 NAMES = tasks.names()
+NO_REFERENCE = {"lotka_volterra_gillespie"}  # intractable p(x | θ): no likelihood, no reference
+LIK_NAMES = [n for n in NAMES if n not in NO_REFERENCE]
 SMC_TASKS = {"slcp", "ballistic"}
 N_REF = {"ballistic": 4000}  # samples per reference check (one size per task: SMC compiles per n)
 SMC_ESS = 0.5
@@ -46,7 +48,7 @@ def ess(name: str, n: int) -> float:
 
 
 def test_names_and_get():
-    assert NAMES == list(tasks.NAMES) and len(NAMES) == 10
+    assert NAMES == list(tasks.NAMES) and len(NAMES) == 11
     assert set(NAMES) >= {"gaussian_linear", "two_moons", "slcp", "gaussian_2d", "ballistic"}
     assert tasks.get("slcp") is tasks.get("slcp")  # shared instance keeps the cache
     with pytest.raises(ValueError, match="expected one of .*'two_moons'.*got 'Two_Moons'"):
@@ -73,7 +75,7 @@ def test_prior_simulator_shapes_and_reproducibility(name):
     assert not np.allclose(xs, task.simulate(theta, seed=2))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", LIK_NAMES)
 def test_observations_and_likelihood_at_truth(name):
     task = tasks.get(name)
     xs = np.stack([task.observation(k) for k in range(1, 11)])
@@ -96,7 +98,7 @@ def test_bad_num_observation(name, bad):
             method(bad)
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", LIK_NAMES)
 def test_log_likelihood_broadcasting(name):
     task = tasks.get(name)
     theta = np.asarray(task.prior.sample(B, seed=0)).reshape(2, B // 2, task.dim_theta)
@@ -107,7 +109,7 @@ def test_log_likelihood_broadcasting(name):
         task.log_likelihood(np.zeros(task.dim_theta + 1), task.observation(1))
 
 
-@pytest.mark.parametrize("name", NAMES)
+@pytest.mark.parametrize("name", LIK_NAMES)
 def test_reference_posterior_support_and_cache(name):
     task = tasks.get(name)
     n = n_ref(name)
@@ -340,3 +342,12 @@ def test_reference_matches_sbibm_samples(name):
 def test_fixtures_are_small():
     for f in DATA.glob("*"):
         assert f.stat().st_size < 200_000, f
+
+
+def test_task_without_reference_says_why():
+    task = tasks.get("lotka_volterra_gillespie")
+    assert not task.has_likelihood
+    with pytest.raises(NotImplementedError, match="intractable"):
+        task.reference_posterior(1, n=10)
+    xs = np.stack([task.observation(k) for k in range(1, 11)])
+    assert xs.shape == (10, 9) and np.all(np.isfinite(xs))

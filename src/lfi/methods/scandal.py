@@ -117,7 +117,7 @@ class SCANDAL:
 
     ``alpha = 0`` is NDE. ``bins=K`` models integer x in 0..K−1 with a categorical output (MLP
     options ``width`` (100), ``depth`` (2), ``activation`` (tanh)); otherwise flow options as
-    :class:`lfi.NPE`. Training options as NPE. See the module docstring.
+    :class:`lfi.NPE`, with tanh conditioners by default (``activation``). Training options as NPE. See the module docstring.
     """
 
     def __init__(
@@ -148,7 +148,8 @@ class SCANDAL:
                     f"options: unknown {sorted(unknown)} for bins=K; valid {sorted(mlp)}"
                 )
             self.net_options = {"kind": "categorical", "bins": int(bins), **mlp, **options}
-        else:
+        else:  # smooth conditioners: the score term differentiates the density in θ
+            options = {"activation": "tanh", **options}
             flow_config(1, 1, kind=flow, **options)  # validate now
             self.net_options = {"kind": "flow", "flow_options": {"kind": flow, **options}}
         self.model = self.stand = self.config = self.history = None

@@ -55,6 +55,7 @@ class ResidualCoupling(AbstractBijection):
         cond_dim: int | None = None,
         width: int = 50,
         blocks: int = 2,
+        activation: str = "relu",
     ):
         if transformer.shape != () or transformer.cond_shape is not None:
             raise ValueError("transformer: expected an unconditional scalar bijection")
@@ -73,6 +74,7 @@ class ResidualCoupling(AbstractBijection):
             context_size=cond_dim or 0,
             width=width,
             blocks=blocks,
+            activation=activation,
             key=key,
         )
 

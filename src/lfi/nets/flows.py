@@ -30,6 +30,7 @@ from flowjax.flows import coupling_flow, masked_autoregressive_flow
 
 from lfi._rng import Seed, as_key
 from lfi.nets.coupling import LULinear, ResidualCoupling
+from lfi.nets.resnet import ACTIVATIONS
 
 FLOW_KINDS = ("nsf", "maf")
 CONDITIONERS = ("resnet", "mlp")
@@ -42,6 +43,7 @@ DEFAULTS: dict[str, Any] = {
     "knots": 10,
     "interval": 5.0,
     "conditioner": "resnet",
+    "activation": "relu",
 }
 
 
@@ -53,6 +55,8 @@ def flow_config(dim: int, cond_dim: int, **overrides: Any) -> dict[str, Any]:
     config = {**DEFAULTS, **{k: v for k, v in overrides.items() if v is not None}}
     if config["kind"] not in FLOW_KINDS:
         raise ValueError(f"flow: expected one of {FLOW_KINDS}, got {config['kind']!r}")
+    if config["activation"] not in ACTIVATIONS:
+        raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {config['activation']!r}")
     if config["conditioner"] not in CONDITIONERS:
         raise ValueError(
             f"conditioner: expected one of {CONDITIONERS}, got {config['conditioner']!r}"
@@ -88,7 +92,7 @@ def _build(config: dict[str, Any], seed: Seed) -> Transformed:
         flow_layers=config["flow_layers"],
         nn_width=config["nn_width"],
         nn_depth=config["nn_depth"],
-        nn_activation=jax.nn.relu,
+        nn_activation=getattr(jax.nn, config["activation"]),
     )
     key = as_key(seed)
     if config["kind"] == "nsf" and dim > 1 and config["conditioner"] == "resnet":
@@ -115,6 +119,7 @@ def _residual_spline_flow(key: Any, config: dict[str, Any], base: Normal) -> Tra
             cond_dim=cond_dim,
             width=config["nn_width"],
             blocks=config["nn_depth"],
+            activation=config["activation"],
         )  # Flip: the next layer transforms the variables this one conditioned on
         return Chain([coupling, Flip((dim,)), LULinear(dim)]).merge_chains()
 

@@ -1,8 +1,8 @@
 """Benchmark tasks with reference posteriors computed by lfi itself.
 
 Five tasks of sbibm 1.1.0 — defined identically, so C2ST scores compare with Lueckmann et al.
-(2021), "Benchmarking Simulation-Based Inference", arXiv:2101.04653 — and five of lfi's own
-(galton, madminer_toy and particle_chain have augmented simulators, see lfi.augment):
+(2021), "Benchmarking Simulation-Based Inference", arXiv:2101.04653 — and six of lfi's own
+(galton, madminer_toy, particle_chain and lotka_volterra_gillespie have augmented simulators, see lfi.augment):
 
 ========================== ====== ===== ===============================================
 task                        dim θ  dim x reference posterior
@@ -17,6 +17,7 @@ task                        dim θ  dim x reference posterior
 ``galton``                     1      1  exact (dynamic programming) on a θ grid
 ``madminer_toy``               1      1  exact truncated-normal inversion
 ``particle_chain``             1      2  quadrature likelihood on a θ grid
+``lotka_volterra_gillespie``   4      9  none (p(x|θ) intractable; joint score/ratio)
 ========================== ====== ===== ===============================================
 
 >>> import lfi.tasks
@@ -35,7 +36,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lfi.tasks import gold, physics, sbibm
+from lfi.tasks import gold, lotka_volterra, physics, sbibm
 from lfi.tasks.base import Task
 
 __all__ = ["NAMES", "Task", "get", "names"]
@@ -51,6 +52,7 @@ _FACTORIES: dict[str, Callable[[], Task]] = {
     "galton": gold.galton,
     "madminer_toy": gold.madminer_toy,
     "particle_chain": gold.particle_chain,
+    "lotka_volterra_gillespie": lotka_volterra.lotka_volterra_gillespie,
 }
 NAMES: tuple[str, ...] = tuple(_FACTORIES)
 _INSTANCES: dict[str, Task] = {}
