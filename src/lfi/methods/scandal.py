@@ -117,7 +117,8 @@ class SCANDAL:
 
     ``alpha = 0`` is NDE. ``bins=K`` models integer x in 0..K−1 with a categorical output (MLP
     options ``width`` (100), ``depth`` (2), ``activation`` (tanh)); otherwise flow options as
-    :class:`lfi.NPE`, with tanh conditioners by default (``activation``). Training options as NPE. See the module docstring.
+    :class:`lfi.NPE`, with tanh conditioners by default (``activation``). Training options as
+    NPE. See the module docstring.
     """
 
     def __init__(

@@ -2,7 +2,8 @@
 
 Five tasks of sbibm 1.1.0 — defined identically, so C2ST scores compare with Lueckmann et al.
 (2021), "Benchmarking Simulation-Based Inference", arXiv:2101.04653 — and six of lfi's own
-(galton, madminer_toy, particle_chain and lotka_volterra_gillespie have augmented simulators, see lfi.augment):
+(galton, madminer_toy, particle_chain and lotka_volterra_gillespie have augmented simulators,
+see lfi.augment):
 
 ========================== ====== ===== ===============================================
 task                        dim θ  dim x reference posterior

@@ -122,6 +122,6 @@ def lotka_volterra_gillespie() -> Task:
             "arXiv:1805.12244): θ = log rates, 9 summaries. Augmented simulator; no reference "
             "posterior (intractable p(x | θ))."
         ),
-        source=f"lfi; 10 runs at θ = log(0.01, 0.5, 1, 0.01), keys fold_in(PRNGKey({_OBS_SEED}), k)",
+        source=f"lfi; 10 runs at the true θ, keys fold_in(PRNGKey({_OBS_SEED}), k)",
         extras={"gillespie": _gillespie, "summaries": summaries},
     )
