@@ -44,10 +44,15 @@ def test_rejection_abc_matches_the_eps_posterior(sims):
     assert abs(post.particles.std() / s - 1) < 5 / np.sqrt(2 * k)
 
 
-def test_regression_adjustment_recovers_the_exact_posterior_of_a_linear_model(sims):
+@pytest.mark.parametrize("adjust", [True, "uniform"])
+def test_regression_adjustment_recovers_the_exact_posterior_of_a_linear_model(sims, adjust):
     theta, x = sims
     # linear-Gaussian: E[θ|x] is linear in x and Var[θ|x] constant, so the adjustment is exact
-    post = RejectionABC(PRIOR, quantile=0.2, adjust=True, scale=None).fit(theta, x, x_o=[X_O])
+    # (weighted by the Epanechnikov kernel or not)
+    post = RejectionABC(PRIOR, quantile=0.2, adjust=adjust, scale=None).fit(theta, x, x_o=[X_O])
+    assert post.info["adjusted"] == ("epanechnikov" if adjust is True else adjust)
+    with pytest.raises(ValueError, match="adjust"):
+        RejectionABC(PRIOR, adjust="gaussian")
     mean, sd = X_O / (1 + SIGMA**2), np.sqrt(SIGMA**2 / (1 + SIGMA**2))
     w = post.weights
     ess = 1 / np.sum(w**2)
