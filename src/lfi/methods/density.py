@@ -7,6 +7,11 @@ estimate (the grid point that maximises p̂(s_o | θ)) and the posterior on the 
 normalised over the cells). Grids cost ``grid_size ** dθ`` points, so θ has at most 3
 dimensions here.
 
+With θ as input instead of a grid of simulations: any density estimator with
+``log_ratio(x, θ)`` (``lfi.SCANDAL(prior, alpha=0)`` is NDE, a conditional flow or, for discrete
+x, a categorical p̂(x | θ); NLE's flow; the exact likelihood) goes on the same grid with
+:func:`estimator_grid_posterior`: MLE and grid posterior from one model of p̂(s | θ).
+
 Summaries can be learned (Fearnhead & Prangle 2012, arXiv:1004.1112): :func:`learn_summary`
 trains a network to regress θ on x; its output E[θ | x] is a summary for ABC or for the grid.
 
@@ -37,7 +42,13 @@ from lfi.priors import Prior
 from lfi.simulate import run_simulator
 from lfi.train import fit
 
-__all__ = ["GridPosterior", "LearnedSummary", "grid_posterior", "learn_summary"]
+__all__ = [
+    "GridPosterior",
+    "LearnedSummary",
+    "estimator_grid_posterior",
+    "grid_posterior",
+    "learn_summary",
+]
 
 
 def _grid_axes(prior: Prior, grid_size: int, seed: Seed) -> list[np.ndarray]:
@@ -165,6 +176,38 @@ def grid_posterior(
         "num_invalid": invalid,
         "grid_size": int(grid_size),
         "per_point": int(per_point),
+    }
+    return GridPosterior(prior, edges, log_lik, x_o=x_o, info=info)
+
+
+def estimator_grid_posterior(
+    estimator: Any, prior: Prior, x_o: Any, *, grid_size: int = 25, seed: Seed = 0
+) -> GridPosterior:
+    """The :class:`GridPosterior` (MLE, grid posterior) of a density estimator with θ as input:
+    ``estimator.log_ratio(x_o, θ)`` = log p̂(x_o | θ) up to a θ-independent constant (i.i.d.
+    trials summed), at the ``grid_size ** dθ`` cell centres.
+
+    >>> import lfi
+    >>> from lfi.frequentist import ExactLikelihood
+    >>> task = lfi.tasks.get("madminer_toy")
+    >>> post = estimator_grid_posterior(ExactLikelihood(task), task.prior, [0.53], grid_size=60)
+    >>> round(float(post.mle()[0]), 2)  # the cell centre nearest x_o (p(x|θ) = N(x; θ, 5))
+    0.55
+    """
+    if prior.dim > 3:
+        raise ValueError(f"prior: grid methods need dθ <= 3, got {prior.dim}")
+    if grid_size < 2:
+        raise ValueError(f"grid_size: expected >= 2, got {grid_size}")
+    edges = _grid_axes(prior, int(grid_size), seed)
+    mesh = np.meshgrid(*[(e[1:] + e[:-1]) / 2 for e in edges], indexing="ij")
+    centres = np.stack([m.reshape(-1) for m in mesh], -1).astype(np.float32)
+    log_lik = np.asarray(estimator.log_ratio(x_o, centres), np.float64).reshape(-1)
+    if log_lik.shape != (len(centres),):
+        raise ValueError(f"estimator: log_ratio gave {log_lik.shape}, expected ({len(centres)},)")
+    info = {
+        "method": "grid_estimator",
+        "estimator": type(estimator).__name__,
+        "grid_size": int(grid_size),
     }
     return GridPosterior(prior, edges, log_lik, x_o=x_o, info=info)
 
