@@ -335,3 +335,25 @@ def test_expected_limits_and_errors():
     with pytest.raises(ValueError, match="no tractable likelihood"):
         fq.ExactLikelihood(type("T", (), {"has_likelihood": False, "name": "t"})())
     assert fq.grid(0.0, 1.0, 4, interior=True).ravel().tolist() == [0.125, 0.375, 0.625, 0.875]
+
+
+def test_scandal_on_ratio_data_conditions_reference_rows_on_theta_ref():
+    """Rows drawn at θ_ref (y = 1) are (θ_ref, x) pairs for the density: training on ratio data
+    and on the same rows with θ replaced by θ_ref (y = 1 rows out of the score term) agree."""
+    data = lfi.simulate_gold(TOY.simulator, TOY.prior, 300, REF, seed=0, progress=False)
+    a = lfi.SCANDAL(TOY.prior, 1.0, **FAST).fit(data, seed=0)
+    theta = np.where(data.y[:, None] == 1, np.float32(REF[0]), data.theta)
+    same = lfi.GoldData(theta, data.x, data.score, None, data.y, data.theta_ref)
+    b = lfi.SCANDAL(TOY.prior, 1.0, **FAST).fit(same, seed=0)
+    probe = [[0.5], [-1.0], [2.0]]
+    np.testing.assert_allclose(
+        a.log_likelihood([0.3], probe), b.log_likelihood([0.3], probe), rtol=1e-6
+    )
+    with pytest.raises(ValueError, match="data.theta_ref"):
+        lfi.SCANDAL(TOY.prior, 1.0, **FAST).fit(
+            lfi.GoldData(data.theta, data.x, data.score, None, data.y, None)
+        )
+    with pytest.raises(ValueError, match="data.y"):
+        lfi.SCANDAL(TOY.prior, 1.0, **FAST).fit(
+            lfi.GoldData(data.theta, data.x, data.score, None, data.y + 2, REF)
+        )

@@ -113,11 +113,11 @@ def check_gold(
         if cols["score"].shape[1] != d:
             raise ValueError(f"data.score: expected shape (n, {d}), got {np.shape(data.score)}")
     for name in ("log_r", "y"):
-        if need[name]:
+        if need[name] or (name == "y" and data.y is not None):
             cols[name] = np.asarray(getattr(data, name), np.float32).reshape(-1)
             if cols[name].shape != (n,):
                 raise ValueError(f"data.{name}: expected shape ({n},), got {cols[name].shape}")
-    if y and not np.all((cols["y"] == 0) | (cols["y"] == 1)):
+    if "y" in cols and not np.all((cols["y"] == 0) | (cols["y"] == 1)):
         raise ValueError("data.y: expected labels 0 (x drawn at θ) or 1 (drawn at θ_ref)")
     ok = np.ones(n, bool)
     for a in cols.values():

@@ -156,9 +156,16 @@ class SCANDAL:
         self.model = self.stand = self.config = self.history = None
 
     def fit(self, data: GoldData, seed: Seed = 0) -> SCANDAL:
-        """Train on θ ~ prior, x ~ p(x | θ) with the joint score (``data.score``); rows with
-        ``data.y == 1`` (drawn at another θ) are used for the likelihood term only."""
+        """Train on θ ~ prior, x ~ p(x | θ) with the joint score (``data.score``). Rows with
+        ``data.y == 1`` (ratio data: x drawn at ``data.theta_ref``) enter the likelihood term as
+        pairs (θ_ref, x) and not the score term, whose t is at another θ than x was drawn at."""
         data = check_gold(data, self.prior, self.method, log_r=False, score=self.alpha > 0, y=False)
+        if data.y is not None and (data.y == 1).any():
+            if data.theta_ref is None:
+                raise ValueError("data.theta_ref: rows with y = 1 were drawn at theta_ref; give it")
+            theta = np.array(data.theta)
+            theta[data.y == 1] = np.asarray(data.theta_ref, np.float32)
+            data = GoldData(theta, data.x, data.score, data.log_r, data.y, data.theta_ref)
         n, d = len(data.theta), self.prior.dim
         if self.bins is not None:
             k = data.x
