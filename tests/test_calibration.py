@@ -1,0 +1,62 @@
+"""SBC and expected coverage pass the exact posterior of gaussian_linear and flag an
+over-confident one (issue 6's first acceptance item)."""
+
+import numpy as np
+import pytest
+
+import lfi
+from lfi.diagnostics import expected_coverage, sbc
+
+TASK = lfi.tasks.get("gaussian_linear")  # θ ~ N(0, 0.1 I), x ~ N(θ, 0.1 I): N(x/2, 0.05 I)
+N_TEST = 300
+
+
+class Gaussian:
+    """The exact posterior N(x/2, 0.05 I), or with its sd scaled by ``shrink``."""
+
+    dim_theta = 10
+
+    def __init__(self, shrink: float = 1.0):
+        self.sd = np.sqrt(0.05) * shrink
+
+    def sample(self, n, x, seed):
+        rng = np.random.default_rng(seed)
+        return np.asarray(x) / 2 + self.sd * rng.standard_normal((n, 10))
+
+    def log_prob(self, theta, x):
+        return -0.5 * np.sum(((np.asarray(theta) - np.asarray(x) / 2) / self.sd) ** 2, -1)
+
+
+@pytest.fixture(scope="module")
+def test_set():
+    return lfi.simulate(TASK.simulator, TASK.prior, N_TEST, seed=11, progress=False)
+
+
+def test_sbc_passes_the_exact_posterior_and_flags_a_shrunk_one(test_set):
+    theta, x = test_set
+    exact = sbc(Gaussian(), theta, x, num_samples=100)
+    assert exact.ranks.shape == (N_TEST, 10) and exact.ranks.max() <= 100
+    # under uniformity each p-value is U(0, 1): all 10 above 0.01/10 with probability 0.99
+    assert exact.passed(0.01), exact.pvalues
+    shrunk = sbc(Gaussian(0.5), theta, x, num_samples=100)
+    assert not shrunk.passed(0.01) and shrunk.pvalues.max() < 1e-6
+
+
+def test_coverage_is_nominal_for_the_exact_posterior_and_low_when_shrunk(test_set):
+    theta, x = test_set
+    exact = expected_coverage(Gaussian(), theta, x, num_samples=200)
+    # binomial sd over 300 tests, plus 1/200 from the finite number of draws per test
+    tol = 4 * exact.stderr() + 1 / 200
+    assert np.all(np.abs(exact.coverage - exact.levels) <= tol), exact.coverage
+    shrunk = expected_coverage(Gaussian(0.8), theta, x, num_samples=200)
+    assert np.all(shrunk.coverage < shrunk.levels - tol), shrunk.coverage
+
+
+def test_bad_inputs_are_named(test_set):
+    theta, x = test_set
+    with pytest.raises(ValueError, match="levels"):
+        expected_coverage(Gaussian(), theta, x, levels=[0.5, 1.0])
+    with pytest.raises(ValueError, match="theta, x"):
+        sbc(Gaussian(), theta, x[:10])
+    with pytest.raises(ValueError, match="theta: expected 10 columns"):
+        sbc(Gaussian(), theta[:, :3], x)
