@@ -18,6 +18,7 @@ from pathlib import Path
 
 import lfi
 from lfi.diagnostics import expected_coverage, sbc
+from lfi.plot import coverage_curve, sbc_ranks
 
 
 def main(argv=None) -> int:
@@ -49,6 +50,9 @@ def main(argv=None) -> int:
             seconds=time.perf_counter() - t0,
         )
         rows.append(row)
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        coverage_curve(cov, path=f"{args.out}_{name}_coverage.png")
+        sbc_ranks(ranks, path=f"{args.out}_{name}_sbc.png")
         print(json.dumps(row), flush=True)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)

@@ -60,3 +60,17 @@ def test_bad_inputs_are_named(test_set):
         sbc(Gaussian(), theta, x[:10])
     with pytest.raises(ValueError, match="theta: expected 10 columns"):
         sbc(Gaussian(), theta[:, :3], x)
+
+
+def test_calibration_plots_are_written(test_set, tmp_path):
+    from lfi.plot import coverage_curve, sbc_ranks
+
+    theta, x = test_set
+    for shrink in (1.0, 0.5):
+        cov = expected_coverage(Gaussian(shrink), theta[:100], x[:100], num_samples=50)
+        ranks = sbc(Gaussian(shrink), theta[:100], x[:100], num_samples=50)
+        a, b = tmp_path / f"cov{shrink}.png", tmp_path / f"sbc{shrink}.png"
+        coverage_curve(cov, path=a)
+        fig = sbc_ranks(ranks, path=b)
+        assert a.stat().st_size > 5000 and b.stat().st_size > 5000
+        assert len(fig.axes) == 10
