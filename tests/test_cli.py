@@ -105,3 +105,16 @@ def test_console_script_help():
         check=True,
     )
     assert "two_moons" in proc.stdout
+
+
+def test_run_with_a_mining_gold_method_saves_the_estimator(tmp_path, capsys):
+    out = tmp_path / "gold"
+    args = ["run", "madminer_toy", "--method", "rascal", "--simulations", "300", "--samples",
+            "200", "--no-c2st", "--quiet", "--out", str(out)]  # fmt: skip
+    assert main(args) == 0
+    assert "estimator.lfi" in capsys.readouterr().out
+    est = lfi.load(str(out / "estimator.lfi"))
+    assert isinstance(est, lfi.GoldRatio) and est.method == "rascal"
+    assert np.load(out / "samples_obs1.npy").shape == (200, 1)
+    assert main(["run", "madminer_toy", "--method", "sally", "--out", str(out), "--quiet"]) == 2
+    assert "summary statistic" in capsys.readouterr().err
