@@ -357,3 +357,13 @@ def test_scandal_on_ratio_data_conditions_reference_rows_on_theta_ref():
         lfi.SCANDAL(TOY.prior, 1.0, **FAST).fit(
             lfi.GoldData(data.theta, data.x, data.score, None, data.y + 2, REF)
         )
+
+
+def test_carl_by_name_runs_on_a_plain_simulator():
+    def sim(theta, rng):  # numpy, batched: no latent path exposed
+        return theta + 2.2 * rng.standard_normal(theta.shape)
+
+    est = lfi.infer(sim, TOY.prior, "carl", 400, seed=0, theta_ref=REF, **FAST)
+    assert isinstance(est, lfi.GoldRatio) and np.isfinite(est.log_ratio([0.3], [[1.0]])).all()
+    with pytest.raises(TypeError, match="augmented simulator"):
+        lfi.infer(sim, TOY.prior, "rascal", 100, seed=0, theta_ref=REF, **FAST)

@@ -8,8 +8,8 @@ nde, scandal                               θ ~ prior, + score      :class:`lfi.
 sally, sallino                             at θ_ref, + score       :class:`lfi.SALLY`
 ========================================== ======================= ===========================
 
-All but ``nde`` (and ``carl``, which ignores the extra columns) need an augmented simulator
-(:func:`lfi.augmented`); the ratio and SALLY methods need ``theta_ref``.
+All but ``nde`` and ``carl`` need an augmented simulator (:func:`lfi.augmented`); the ratio and
+SALLY methods need ``theta_ref``.
 """
 
 from __future__ import annotations
@@ -21,7 +21,14 @@ import jax
 import numpy as np
 
 from lfi._rng import Seed, as_key
-from lfi.augment import GoldData, _ref, run_augmented, simulate_augmented, simulate_gold
+from lfi.augment import (
+    AugmentedSimulator,
+    GoldData,
+    _ref,
+    run_augmented,
+    simulate_augmented,
+    simulate_gold,
+)
 from lfi.methods.gold import GOLD_RATIO_METHODS, SALLY, GoldRatio
 from lfi.methods.scandal import SCANDAL
 from lfi.priors import Prior
@@ -50,6 +57,10 @@ def mine(
     needs_ref = method in GOLD_RATIO_METHODS or method in ("sally", "sallino")
     if needs_ref and theta_ref is None:
         raise ValueError(f"theta_ref: method {method!r} estimates against a reference θ; give it")
+    if method == "carl" and not isinstance(simulator, AugmentedSimulator):
+        data = _plain_ratio_data(simulator, prior, num_simulations, theta_ref, key_sim, progress)
+        estimator = GoldRatio(prior, theta_ref, method, alpha, progress=progress, **options)
+        return estimator.fit(data, seed=key_fit)
     if method in GOLD_RATIO_METHODS:
         data = simulate_gold(
             simulator, prior, num_simulations, theta_ref, key_sim, progress=progress
@@ -72,3 +83,18 @@ def mine(
     x, _, score = run_augmented(simulator, at, at[:, None], key_sim, progress=progress)
     data = GoldData(np.array(at), x, score[:, 0])
     return SALLY(prior, ref, progress=progress, **options).fit(data, seed=key_fit)
+
+
+def _plain_ratio_data(simulator, prior, n, theta_ref, key, progress) -> GoldData:
+    """CARL's rows from any simulator: θ ~ prior; the first half drawn at θ (y = 0), the rest
+    at θ_ref (y = 1), as :func:`lfi.simulate_gold` lays them out, without r and t."""
+    from lfi.simulate import run_simulator
+
+    ref = _ref(prior, theta_ref)
+    n = int(n)
+    key_theta, key_x = jax.random.split(key)
+    theta = np.asarray(prior.sample(n, key_theta), np.float32)
+    y = (np.arange(n) >= (n + 1) // 2).astype(np.float32)
+    at = np.where(y[:, None] > 0, ref, theta).astype(np.float32)
+    x, _ = run_simulator(simulator, at, key_x, progress=progress)
+    return GoldData(theta, x, None, None, y, ref)
