@@ -49,7 +49,7 @@ from tqdm.auto import tqdm
 
 from lfi._rng import Seed, as_key
 from lfi.priors import Prior
-from lfi.simulate import _Wrapped
+from lfi.simulate import _Wrapped, check_num_simulations
 
 __all__ = [
     "AugmentedSimulator",
@@ -265,31 +265,15 @@ class GoldData:
     def __len__(self) -> int:
         return len(self.theta)
 
-    def __getitem__(self, index: Any) -> GoldData:
-        pick = lambda a: None if a is None else a[index]
-        return GoldData(
-            self.theta[index],
-            self.x[index],
-            self.score[index],
-            pick(self.log_r),
-            pick(self.y),
-            self.theta_ref,
-        )
 
-
-def _ref(prior: Prior, theta_ref: Any) -> np.ndarray:
+def check_theta_ref(prior: Prior, theta_ref: Any) -> np.ndarray:
+    """``theta_ref`` as a (dθ,) float32 array inside the prior's support, or a ValueError."""
     ref = np.asarray(theta_ref, np.float32).reshape(-1)
     if ref.shape != (prior.dim,) or not np.all(np.isfinite(ref)):
         raise ValueError(f"theta_ref: expected {prior.dim} finite values, got {theta_ref!r}")
     if not bool(prior.in_support(ref)):
         raise ValueError(f"theta_ref: {ref.tolist()} lies outside the prior's support")
     return ref
-
-
-def _num(n: Any) -> int:
-    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
-        raise ValueError(f"num_simulations: expected a positive integer, got {n!r}")
-    return int(n)
 
 
 def simulate_augmented(
@@ -314,13 +298,13 @@ def simulate_augmented(
     """
     if not isinstance(prior, Prior):
         raise TypeError(f"prior: expected an lfi prior, got {type(prior).__name__}")
-    n = _num(num_simulations)
+    n = check_num_simulations(num_simulations)
     key_theta, key_sim = jax.random.split(as_key(seed))
     theta = np.asarray(prior.sample(n, key_theta), np.float32)
     evals = [theta[:, None]]
     ref = None
     if theta_ref is not None:
-        ref = _ref(prior, theta_ref)
+        ref = check_theta_ref(prior, theta_ref)
         evals.append(np.broadcast_to(ref, theta.shape)[:, None])
     x, lp, score = run_augmented(
         simulator, theta, np.concatenate(evals, 1), key_sim, progress=progress
@@ -347,8 +331,8 @@ def simulate_gold(
     """
     if not isinstance(prior, Prior):
         raise TypeError(f"prior: expected an lfi prior, got {type(prior).__name__}")
-    n = _num(num_simulations)
-    ref = _ref(prior, theta_ref)
+    n = check_num_simulations(num_simulations)
+    ref = check_theta_ref(prior, theta_ref)
     key_theta, key_sim = jax.random.split(as_key(seed))
     theta = np.asarray(prior.sample(n, key_theta), np.float32)
     y = (np.arange(n) >= (n + 1) // 2).astype(np.float32)

@@ -223,6 +223,13 @@ def run_simulator(
     return x, report
 
 
+def check_num_simulations(n: Any) -> int:
+    """``n`` as an int, or a ValueError naming ``num_simulations``."""
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+        raise ValueError(f"num_simulations: expected a positive integer, got {n!r}")
+    return int(n)
+
+
 def simulate(
     simulator: Callable,
     prior: Prior,
@@ -253,8 +260,7 @@ def simulate(
         raise ValueError("theta_ref: only used with augmented=True")
     if not isinstance(prior, Prior):
         raise TypeError(f"prior: expected an lfi prior, got {type(prior).__name__}")
-    if not isinstance(num_simulations, (int, np.integer)) or num_simulations < 1:
-        raise ValueError(f"num_simulations: expected a positive integer, got {num_simulations!r}")
+    num_simulations = check_num_simulations(num_simulations)
     key_theta, key_sim = jax.random.split(as_key(seed))
     theta = np.asarray(prior.sample(int(num_simulations), key_theta))
     x, _ = run_simulator(simulator, theta, key_sim, chunk_size=chunk_size, progress=progress)

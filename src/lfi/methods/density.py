@@ -62,6 +62,21 @@ def _grid_axes(prior: Prior, grid_size: int, seed: Seed) -> list[np.ndarray]:
     return [np.linspace(lo, hi, grid_size + 1) for lo, hi in zip(low, high)]
 
 
+def _centres(edges: list[np.ndarray]) -> np.ndarray:
+    """The cell centres of a grid with these edges per axis, (cells, d), first axis slowest."""
+    mesh = np.meshgrid(*[(e[1:] + e[:-1]) / 2 for e in edges], indexing="ij")
+    return np.stack([m.reshape(-1) for m in mesh], -1)
+
+
+def _cells(prior: Prior, grid_size: int, seed: Seed) -> tuple[list[np.ndarray], np.ndarray]:
+    if prior.dim > 3:
+        raise ValueError(
+            f"prior: grid methods need dθ <= 3 (grid_size ** dθ points), got {prior.dim}"
+        )
+    edges = _grid_axes(prior, grid_size, seed)
+    return edges, _centres(edges)
+
+
 def _kde_log_density(s: np.ndarray, s_o: np.ndarray) -> np.ndarray:
     """log p̂(s_o) per grid point from its simulated summaries s (G, m, ds); NaN rows ignored."""
     g, m, ds = s.shape
@@ -97,9 +112,7 @@ class GridPosterior:
     def __init__(self, prior, edges, log_likelihood, *, x_o, info=None):
         self.prior, self.edges = prior, [np.asarray(e, np.float64) for e in edges]
         self.x_o, self.info = np.asarray(x_o, np.float32), dict(info or {})
-        centres = [(e[1:] + e[:-1]) / 2 for e in self.edges]
-        mesh = np.meshgrid(*centres, indexing="ij")
-        self.centres = np.stack([m.reshape(-1) for m in mesh], -1)
+        self.centres = _centres(self.edges)
         self.log_likelihood = np.asarray(log_likelihood, np.float64).reshape(-1)
         lp = np.asarray(prior.log_prob(self.centres.astype(np.float32)), np.float64)
         self._cell_volume = float(np.prod([e[1] - e[0] for e in self.edges]))
@@ -149,16 +162,10 @@ def grid_posterior(
     """Simulate ``per_point`` times at each of ``grid_size ** dθ`` cell centres, estimate
     p̂(s(x_o) | θ) by a kernel density estimate at each, and return the :class:`GridPosterior`
     (``info``: simulations spent, invalid ones)."""
-    if prior.dim > 3:
-        raise ValueError(
-            f"prior: grid methods need dθ <= 3 (grid_size ** dθ points), got {prior.dim}"
-        )
     if grid_size < 2 or per_point < 3:
         raise ValueError(f"grid_size >= 2 and per_point >= 3: got {grid_size}, {per_point}")
     key_grid, key_sim = jax.random.split(as_key(seed))
-    edges = _grid_axes(prior, int(grid_size), key_grid)
-    mesh = np.meshgrid(*[(e[1:] + e[:-1]) / 2 for e in edges], indexing="ij")
-    centres = np.stack([m.reshape(-1) for m in mesh], -1)
+    edges, centres = _cells(prior, int(grid_size), key_grid)
     theta = np.repeat(centres, per_point, axis=0).astype(np.float32)
     x, _ = run_simulator(simulator, theta, seed=key_sim, progress=progress)
     summarise = summary or (lambda a: a.reshape(len(a), -1))
@@ -194,13 +201,10 @@ def estimator_grid_posterior(
     >>> round(float(post.mle()[0]), 2)  # the cell centre nearest x_o (p(x|θ) = N(x; θ, 5))
     0.55
     """
-    if prior.dim > 3:
-        raise ValueError(f"prior: grid methods need dθ <= 3, got {prior.dim}")
     if grid_size < 2:
         raise ValueError(f"grid_size: expected >= 2, got {grid_size}")
-    edges = _grid_axes(prior, int(grid_size), seed)
-    mesh = np.meshgrid(*[(e[1:] + e[:-1]) / 2 for e in edges], indexing="ij")
-    centres = np.stack([m.reshape(-1) for m in mesh], -1).astype(np.float32)
+    edges, centres = _cells(prior, int(grid_size), seed)
+    centres = centres.astype(np.float32)
     log_lik = np.asarray(estimator.log_ratio(x_o, centres), np.float64).reshape(-1)
     if log_lik.shape != (len(centres),):
         raise ValueError(f"estimator: log_ratio gave {log_lik.shape}, expected ({len(centres)},)")

@@ -61,11 +61,13 @@ import numpy as np
 import paramax
 
 from lfi._rng import Seed, as_key
-from lfi.augment import GoldData
+from lfi.augment import GoldData, check_theta_ref
+from lfi.methods.npe import TRAIN_DEFAULTS
 from lfi.methods.ratio import CARL
 from lfi.nets.classifiers import classifier_config
 from lfi.posteriors.direct import Standardizer
 from lfi.priors import Prior
+from lfi.train import fit
 
 __all__ = ["GOLD_RATIO_METHODS", "GoldRatio", "SALLY", "check_gold", "gold_loss", "theta_jacobian"]
 
@@ -148,6 +150,13 @@ def theta_jacobian(prior: Prior, stand: Standardizer, a: jax.Array) -> jax.Array
     return jnp.swapaxes(jnp.linalg.inv(jac), -1, -2)
 
 
+def score_term(g: jax.Array, t: jax.Array, jinv_t: jax.Array, mask: jax.Array) -> jax.Array:
+    """mean mask · ‖t − ∇θ f‖², with ∇θ f = (J⁻¹)ᵀ ∇a f from the gradient ``g`` in the network's
+    input a (see :func:`theta_jacobian`)."""
+    t_hat = jnp.einsum("nij,nj->ni", jinv_t, g)
+    return jnp.mean(mask * jnp.sum((t - t_hat) ** 2, -1))
+
+
 @functools.cache
 def gold_loss(method: str, alpha: float):
     """The loss ``loss(net, batch, key)`` of a ratio method on standardised batches
@@ -175,8 +184,7 @@ def gold_loss(method: str, alpha: float):
                 + (1 - y) * (jnp.exp(-lr_hat) - jnp.exp(-lr)) ** 2
             )
         if with_score:
-            t_hat = jnp.einsum("nij,nj->ni", jinv_t, g)
-            main = main + alpha * jnp.mean((1 - y) * jnp.sum((t - t_hat) ** 2, -1))
+            main = main + alpha * score_term(g, t, jinv_t, 1 - y)
         return main
 
     return loss
@@ -289,10 +297,7 @@ class SALLY:
     method = "sally"
 
     def __init__(self, prior: Prior, theta_ref: Any, **options: Any):
-        from lfi.methods.npe import TRAIN_DEFAULTS
-        from lfi.methods.ratio import _check_ref
-
-        self.prior, self.theta_ref = prior, _check_ref(prior, theta_ref)
+        self.prior, self.theta_ref = prior, check_theta_ref(prior, theta_ref)
         self.progress = bool(options.pop("progress", True))
         net = {k: options.pop(k) for k in ("width", "depth", "activation") if k in options}
         unknown = set(options) - set(TRAIN_DEFAULTS)
@@ -304,8 +309,6 @@ class SALLY:
 
     def fit(self, data: GoldData, seed: Seed = 0) -> SALLY:
         """Regress the joint score on x; ``data`` drawn at θ_ref. Returns a fitted copy."""
-        from lfi.train import fit
-
         data = check_gold(data, self.prior, "sally", log_r=False, score=True, y=False)
         if not np.allclose(data.theta, self.theta_ref, atol=1e-6):
             raise ValueError(

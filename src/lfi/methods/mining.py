@@ -24,7 +24,7 @@ from lfi._rng import Seed, as_key
 from lfi.augment import (
     AugmentedSimulator,
     GoldData,
-    _ref,
+    check_theta_ref,
     run_augmented,
     simulate_augmented,
     simulate_gold,
@@ -77,7 +77,7 @@ def mine(
             data = simulate_augmented(simulator, prior, num_simulations, key_sim, progress=progress)
         a = 0.0 if method == "nde" else alpha
         return SCANDAL(prior, a, progress=progress, **options).fit(data, seed=key_fit)
-    ref = _ref(prior, theta_ref)
+    ref = check_theta_ref(prior, theta_ref)
     n = int(num_simulations)
     at = np.broadcast_to(ref, (n, prior.dim))
     x, _, score = run_augmented(simulator, at, at[:, None], key_sim, progress=progress)
@@ -90,7 +90,7 @@ def _plain_ratio_data(simulator, prior, n, theta_ref, key, progress) -> GoldData
     at θ_ref (y = 1), as :func:`lfi.simulate_gold` lays them out, without r and t."""
     from lfi.simulate import run_simulator
 
-    ref = _ref(prior, theta_ref)
+    ref = check_theta_ref(prior, theta_ref)
     n = int(n)
     key_theta, key_x = jax.random.split(key)
     theta = np.asarray(prior.sample(n, key_theta), np.float32)

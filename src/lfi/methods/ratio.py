@@ -43,6 +43,7 @@ import optax
 import paramax
 
 from lfi._rng import Seed, as_key
+from lfi.augment import check_theta_ref
 from lfi.methods.npe import TRAIN_DEFAULTS, check_training_data
 from lfi.nets.classifiers import build_classifier, classifier_config
 from lfi.posteriors.base import check_theta
@@ -77,15 +78,6 @@ def _rows(name: str, value: Any, dim: int | None = None) -> np.ndarray:
     if ok.sum() < 5:
         raise ValueError(f"{name}: need at least 5 finite rows, got {int(ok.sum())}")
     return arr[ok]
-
-
-def _check_ref(prior: Prior, theta_ref: Any) -> np.ndarray:
-    ref = np.asarray(theta_ref, np.float32).reshape(-1)
-    if ref.shape != (prior.dim,) or not np.all(np.isfinite(ref)):
-        raise ValueError(f"theta_ref: expected {prior.dim} finite values, got {theta_ref!r}")
-    if not bool(prior.in_support(ref)):
-        raise ValueError(f"theta_ref: {ref.tolist()} lies outside the prior's support")
-    return ref
 
 
 class _Estimator:
@@ -252,7 +244,7 @@ class CARL(_Estimator):
     def __init__(self, prior: Prior, theta_ref: Any, **options: Any):
         if not isinstance(prior, Prior):
             raise TypeError(f"prior: expected an lfi prior, got {type(prior).__name__}")
-        self.prior, self.theta_ref = prior, _check_ref(prior, theta_ref)
+        self.prior, self.theta_ref = prior, check_theta_ref(prior, theta_ref)
         self._set_options(options)
 
     @classmethod
@@ -341,7 +333,7 @@ def simulate_carl_data(
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(theta, x, x_ref)`` for :meth:`CARL.fit`: n prior draws with their simulations, and n
     simulations at ``theta_ref`` (simulator forms as :func:`lfi.simulate`)."""
-    ref = _check_ref(prior, theta_ref)
+    ref = check_theta_ref(prior, theta_ref)
     key_sim, key_ref = jax.random.split(as_key(seed))
     theta, x = simulate(simulator, prior, n, seed=key_sim, progress=progress)
     x_ref, _ = run_simulator(simulator, np.tile(ref, (int(n), 1)), key_ref, progress=progress)

@@ -30,6 +30,7 @@ The fitted estimator gives ``log_likelihood(x, θ)`` (summed over i.i.d. trials)
 from __future__ import annotations
 
 import copy
+import functools
 import math
 from typing import Any
 
@@ -41,7 +42,7 @@ import paramax
 
 from lfi._rng import Seed, as_key
 from lfi.augment import GoldData
-from lfi.methods.gold import GOLD_TRAIN_DEFAULTS, check_gold, theta_jacobian
+from lfi.methods.gold import GOLD_TRAIN_DEFAULTS, check_gold, score_term, theta_jacobian
 from lfi.methods.npe import TRAIN_DEFAULTS
 from lfi.nets.flows import build_flow, flow_config
 from lfi.posteriors.base import check_theta
@@ -73,28 +74,22 @@ def _build(config: dict, key: Any) -> Any:
     return build_flow(config["flow"], key)
 
 
-def _log_density(model: Any, b: jax.Array, a: jax.Array) -> jax.Array:
-    return model.log_prob(b, a)
-
-
+@functools.cache
 def scandal_loss(alpha: float):
-    """``loss(model, (a, b, score, jinv_t, mask), key)``; one function per α (cached)."""
-    return _LOSSES.setdefault(float(alpha), _make_loss(float(alpha)))
+    """``loss(model, (a, b, score, jinv_t, mask), key)``; one function per α, so compiled
+    epochs are reused."""
 
-
-_LOSSES: dict[float, Any] = {}
-
-
-def _make_loss(alpha: float):
     def loss(model, batch, key):
         a, b, t, jinv_t, mask = batch
         model = paramax.unwrap(model)
+
+        def log_p(ai, bi):
+            return model.log_prob(bi, ai)
+
         if alpha > 0:
-            lp, g = jax.vmap(jax.value_and_grad(lambda ai, bi: _log_density(model, bi, ai)))(a, b)
-            t_hat = jnp.einsum("nij,nj->ni", jinv_t, g)
-            score = jnp.mean(mask * jnp.sum((t - t_hat) ** 2, -1))
-            return -jnp.mean(lp) + alpha * score
-        return -jnp.mean(jax.vmap(lambda ai, bi: _log_density(model, bi, ai))(a, b))
+            lp, g = jax.vmap(jax.value_and_grad(log_p))(a, b)
+            return -jnp.mean(lp) + alpha * score_term(g, t, jinv_t, mask)
+        return -jnp.mean(jax.vmap(log_p)(a, b))
 
     return loss
 
@@ -192,7 +187,7 @@ class SCANDAL:
         out.config, out.stand = config, stand
         out.model, out.history = fit(
             _build(config, key),
-            scandal_loss(self.alpha),
+            scandal_loss(float(self.alpha)),
             batch,
             seed=key,
             progress=self.progress,
@@ -277,14 +272,11 @@ class SCANDAL:
         if config.get("class") != "SCANDAL":
             raise ValueError(f"path: holds a {config.get('class')}, not a SCANDAL")
         net = config["net"]
-        options = (
-            {}
-            if net["kind"] == "categorical"
-            else {k: v for k, v in net["flow"].items() if k not in ("kind", "dim", "cond_dim")}
-        )
-        flow = "nsf" if net["kind"] == "categorical" else net["flow"]["kind"]
         if net["kind"] == "categorical":
-            options = {k: net[k] for k in ("width", "depth", "activation")}
+            flow, options = "nsf", {k: net[k] for k in ("width", "depth", "activation")}
+        else:
+            flow = net["flow"]["kind"]
+            options = {k: v for k, v in net["flow"].items() if k not in ("kind", "dim", "cond_dim")}
         out = cls(
             prior_from_config(config["prior"]),
             config["alpha"],

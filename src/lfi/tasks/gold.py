@@ -55,6 +55,17 @@ def _observations(simulator, prior, seed: int) -> tuple[np.ndarray, np.ndarray]:
     return np.stack(thetas), np.stack(xs)
 
 
+def _path_task(name: str, prior, path, dim_x: int, **task_args) -> Task:
+    """A Task whose simulator is the augmented ``path(key, θ) -> (x, log p, z)`` without z, with
+    ``extras["simulate_with_latents"]`` giving (x, z) from the same draws."""
+    sim = augmented(lambda key, theta: path(key, theta)[:2])
+    thetas, xs = _observations(sim, prior, _OBS_SEED[name])
+    extras = {"simulate_with_latents": lambda key, theta: path(key, theta)[::2]}
+    extras.update(task_args.pop("extras", {}))
+    return Task(name, prior=prior, simulator=sim, dim_x=dim_x, observations=xs,
+                true_parameters=thetas, extras=extras, **task_args)  # fmt: skip
+
+
 # --- galton ------------------------------------------------------------------------------------
 def _p_left(row, nail, theta):
     v = row / (GALTON_ROWS - 1)
@@ -78,11 +89,6 @@ def _galton_path(key, theta):
     keys = jax.random.split(key, GALTON_ROWS)
     (nail, lp), z = jax.lax.scan(step, (jnp.float32(GALTON_START), 0.0), (rows, keys))
     return jnp.atleast_1d(nail), lp, z
-
-
-def _galton_program(key, theta):
-    x, lp, _ = _galton_path(key, theta)
-    return x, lp
 
 
 def galton_joint_log_prob(theta, z):
@@ -149,15 +155,11 @@ def _grid_reference(loglik, low: float, high: float, points: int = 4001):
 def galton() -> Task:
     """The generalized Galton board: θ ~ U[−1, −0.4], x = the final nail (0..30)."""
     prior = BoxUniform(low=-1.0, high=-0.4, dim=1)
-    sim = augmented(_galton_program)
-    thetas, xs = _observations(sim, prior, _OBS_SEED["galton"])
-    return Task(
+    return _path_task(
         "galton",
-        prior=prior,
-        simulator=sim,
-        dim_x=1,
-        observations=xs,
-        true_parameters=thetas,
+        prior,
+        _galton_path,
+        1,
         reference=_grid_reference(_galton_loglik, -1.0, -0.4),
         log_likelihood=_galton_loglik,
         description=(
@@ -166,9 +168,6 @@ def galton() -> Task:
         ),
         source=f"lfi; observations from seed {_OBS_SEED['galton']} (see tasks.gold._observations)",
         extras={
-            "simulate_with_latents": lambda key, theta: (lambda o: (o[0], o[2]))(
-                _galton_path(key, theta)
-            ),
             "joint_log_prob": galton_joint_log_prob,
             "probabilities": galton_probabilities,
             "theta0": -0.8,
@@ -187,11 +186,6 @@ def _toy_path(key, theta):
     z, lp_z = normal(k1, theta[0], TOY_SIGMA_Z)
     x, lp_x = normal(k2, z, TOY_SIGMA_X)
     return jnp.atleast_1d(x), lp_z + lp_x, z
-
-
-def _toy_program(key, theta):
-    x, lp, _ = _toy_path(key, theta)
-    return x, lp
 
 
 def toy_joint_log_prob(theta, z, x):
@@ -217,15 +211,11 @@ def _toy_loglik(theta, x):
 def madminer_toy() -> Task:
     """MadMiner's toy: θ ~ U[−3, 3], z ~ N(θ, 2²), x ~ N(z, 1); p(x | θ) = N(x; θ, 5)."""
     prior = BoxUniform(low=-3.0, high=3.0, dim=1)
-    sim = augmented(_toy_program)
-    thetas, xs = _observations(sim, prior, _OBS_SEED["madminer_toy"])
-    return Task(
+    return _path_task(
         "madminer_toy",
-        prior=prior,
-        simulator=sim,
-        dim_x=1,
-        observations=xs,
-        true_parameters=thetas,
+        prior,
+        _toy_path,
+        1,
         reference=lambda x, n, key: truncated_normal(x, [_TOY_STD], [-3.0], [3.0], n, key),
         log_likelihood=_toy_loglik,
         description=(
@@ -234,9 +224,6 @@ def madminer_toy() -> Task:
         ),
         source=f"lfi; observations from seed {_OBS_SEED['madminer_toy']}",
         extras={
-            "simulate_with_latents": lambda key, theta: (lambda o: (o[0], o[2]))(
-                _toy_path(key, theta)
-            ),
             "joint_log_prob": toy_joint_log_prob,
         },
     )
@@ -258,11 +245,6 @@ def _chain_path(key, theta):
     e, lp_e = normal(k3, z_p + 0.1 * z_h, CHAIN_SIGMA_E)
     m, lp_m = normal(k4, z_h, CHAIN_SIGMA_N)
     return jnp.stack([e, m]), lp_p + lp_h + lp_e + lp_m, jnp.stack([z_p, z_h])
-
-
-def _chain_program(key, theta):
-    x, lp, _ = _chain_path(key, theta)
-    return x, lp
 
 
 def _log_normal(x, mean, std):
@@ -305,15 +287,11 @@ def _chain_loglik(theta, x):
 def particle_chain() -> Task:
     """The lecture's simulation chain: θ ~ U[0, 3], x = (energy, multiplicity)."""
     prior = BoxUniform(low=0.0, high=3.0, dim=1)
-    sim = augmented(_chain_program)
-    thetas, xs = _observations(sim, prior, _OBS_SEED["particle_chain"])
-    return Task(
+    return _path_task(
         "particle_chain",
-        prior=prior,
-        simulator=sim,
-        dim_x=2,
-        observations=xs,
-        true_parameters=thetas,
+        prior,
+        _chain_path,
+        2,
         reference=_grid_reference(_chain_loglik, 0.0, 3.0),
         log_likelihood=_chain_loglik,
         description=(
@@ -323,9 +301,6 @@ def particle_chain() -> Task:
         ),
         source=f"lfi; observations from seed {_OBS_SEED['particle_chain']}",
         extras={
-            "simulate_with_latents": lambda key, theta: (lambda o: (o[0], o[2]))(
-                _chain_path(key, theta)
-            ),
             "joint_log_prob": chain_joint_log_prob,
         },
     )
