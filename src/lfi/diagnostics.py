@@ -1,11 +1,16 @@
-"""Diagnostics: comparing posterior samples, and checking a posterior's calibration.
+"""Diagnostics: comparing posterior samples, calibration, and posterior predictive checks.
 
-:func:`sbc` (simulation-based calibration; Talts et al. 2018, arXiv:1804.06788) and
-:func:`expected_coverage` (of highest-posterior-density regions; Hermans et al. 2022, "A trust
-crisis in simulation-based inference?", arXiv:2110.06581) run an amortised posterior on many
-test simulations (θ*, x*) with θ* ~ prior, without retraining: a calibrated posterior ranks θ*
-uniformly among its samples and its α-HPD region contains θ* a fraction α of the time; an
-over-confident one puts θ* in the tails and under-covers.
+The calibration checks live in :mod:`lfi.calibration` and are re-exported here: :func:`sbc`
+(simulation-based calibration; Talts et al. 2018, arXiv:1804.06788), :func:`expected_coverage`
+(of highest-posterior-density regions; Hermans et al. 2022, "A trust crisis in simulation-based
+inference?", arXiv:2110.06581) and :func:`tarp` (Lemos et al. 2023, arXiv:2302.03026). They run
+an amortised posterior on many test simulations (θ*, x*) with θ* ~ prior, without retraining: a
+calibrated posterior ranks θ* uniformly among its samples and its α-HPD region contains θ* a
+fraction α of the time; an over-confident one puts θ* in the tails and under-covers.
+
+:func:`posterior_predictive` checks one observation: it simulates x from θ drawn from the
+posterior at x_o and reports where x_o falls among them (Gelman, Meng & Stern 1996, "Posterior
+predictive assessment of model fitness"; drawn by :func:`lfi.plot.predictive`).
 
 :func:`c2st` is the classifier two-sample test (C2ST) of Lopez-Paz & Oquab (2016,
 arXiv:1610.06545) run with the protocol of the sbibm benchmark (Lueckmann et al. 2021,
@@ -23,12 +28,36 @@ True
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
 
-__all__ = ["CoverageResult", "SBCResult", "c2st", "expected_coverage", "sbc"]
+from lfi._rng import Seed
+from lfi.calibration import (
+    CoverageResult,
+    SBCResult,
+    TARPResult,
+    ecdf_band,
+    expected_coverage,
+    sbc,
+    tarp,
+)
+
+__all__ = [
+    "CoverageResult",
+    "PPCResult",
+    "SBCResult",
+    "TARPResult",
+    "c2st",
+    "ecdf_band",
+    "expected_coverage",
+    "posterior_predictive",
+    "predictive_check",
+    "sbc",
+    "tarp",
+]
 
 
 def _as_samples(value: Any, name: str) -> np.ndarray:
@@ -160,119 +189,102 @@ def c2st(
 
 
 @dataclass
-class SBCResult:
-    """Ranks of θ* among the posterior draws, per test simulation and dimension (0..L), and a
-    chi-square test of their uniformity per dimension (``pvalues``)."""
+class PPCResult:
+    """Where x_o falls among posterior predictive simulations x_j ~ p(x | θ_j), θ_j ~ q(θ | x_o).
 
-    ranks: np.ndarray
-    num_samples: int
+    ``quantiles[k]``: the fraction of x_j[k] below x_o[k] (ties count half); ``pvalues[k]`` =
+    2 min(q, 1 − q), two-sided; ``distance``: the Mahalanobis distance of x_o from the
+    predictive mean under the predictive covariance, ``distances`` those of the x_j, and
+    ``distance_pvalue`` the fraction of the x_j at least as far ((count + 1) / (n + 1)).
+    ``num_invalid``: simulations that gave NaN/inf (excluded). Posterior predictive p-values
+    are conservative (concentrated near 1/2 rather than uniform when the model is right), so a
+    small one is evidence of misfit, a large one is no proof of fit.
+    """
+
+    x_pred: np.ndarray
+    x_o: np.ndarray
+    quantiles: np.ndarray
     pvalues: np.ndarray
+    distance: float
+    distance_pvalue: float
+    distances: np.ndarray
+    num_invalid: int = 0
 
     def passed(self, alpha: float = 0.01) -> bool:
-        """All dimensions uniform at family-wise level ``alpha`` (Bonferroni)."""
-        return bool(np.all(self.pvalues > alpha / len(self.pvalues)))
-
-
-@dataclass
-class CoverageResult:
-    """``alphas``: per test simulation, the smallest HPD level whose region holds θ*;
-    ``coverage[j]``: the fraction of θ* inside the ``levels[j]`` HPD region."""
-
-    levels: np.ndarray
-    coverage: np.ndarray
-    alphas: np.ndarray
-
-    def stderr(self) -> np.ndarray:
-        """Binomial standard error of each coverage at its nominal level."""
-        return np.sqrt(self.levels * (1 - self.levels) / len(self.alphas))
-
-
-def _test_set(posterior: Any, theta: Any, x: Any) -> tuple[np.ndarray, np.ndarray]:
-    theta, x = np.asarray(theta, np.float32), np.asarray(x, np.float32)
-    theta = theta[:, None] if theta.ndim == 1 else theta
-    x = x.reshape(len(x), -1) if x.ndim != 2 else x
-    if theta.ndim != 2 or len(x) != len(theta) or len(theta) < 2:
-        raise ValueError(
-            f"theta, x: expected (n, dθ) and (n, dx) with n >= 2, got "
-            f"{np.shape(theta)}, {np.shape(x)}"
+        """No dimension (Bonferroni over dx) and not the distance has a p-value below ``alpha``."""
+        return bool(
+            np.all(self.pvalues > alpha / len(self.pvalues)) and self.distance_pvalue > alpha
         )
-    dim = getattr(posterior, "dim_theta", theta.shape[1])
-    if theta.shape[1] != dim:
-        raise ValueError(f"theta: expected {dim} columns, got {theta.shape[1]}")
-    ok = np.all(np.isfinite(theta), 1) & np.all(np.isfinite(x), 1)
-    if not ok.all():
-        import warnings
-
-        warnings.warn(
-            f"excluded {int((~ok).sum())} of {ok.size} test simulations with NaN/inf", stacklevel=3
-        )
-    return theta[ok], x[ok]
 
 
-def _draws(posterior: Any, n: int, x: np.ndarray, seed: int) -> np.ndarray:
-    return np.asarray(posterior.sample(int(n), x=x, seed=seed), np.float64)
-
-
-def sbc(
-    posterior: Any, theta: Any, x: Any, num_samples: int = 100, seed: int = 0, bins: int = 20
-) -> SBCResult:
-    """Simulation-based calibration of ``posterior`` on test pairs θ* ~ prior, x* ~ p(x | θ*)
-    (e.g. ``lfi.simulate(simulator, prior, 200, seed=...)``): the rank of θ*_d among
-    ``num_samples`` draws at x*, and a chi-square test of uniformity over ``bins`` bins.
+def predictive_check(x_pred: Any, x_o: Any) -> PPCResult:
+    """:class:`PPCResult` of already simulated predictive draws ``x_pred`` (n, dx) against
+    ``x_o`` (dx,).
 
     >>> import numpy as np
-    >>> class Exact:  # θ ~ N(0, 1), x ~ N(θ, 1): posterior N(x/2, 1/2)
-    ...     def sample(self, n, x, seed):
-    ...         rng = np.random.default_rng(seed)
-    ...         return x / 2 + np.sqrt(0.5) * rng.standard_normal((n, 1))
-    >>> rng = np.random.default_rng(0)
-    >>> theta = rng.standard_normal((300, 1)); x = theta + rng.standard_normal((300, 1))
-    >>> sbc(Exact(), theta, x).passed()
-    True
+    >>> x_pred = np.random.default_rng(0).normal(size=(2000, 2))
+    >>> result = predictive_check(x_pred, [0.0, 4.0])
+    >>> result.quantiles.round(1).tolist(), result.passed()
+    ([0.5, 1.0], False)
     """
-    from scipy.stats import chisquare
-
-    theta, x = _test_set(posterior, theta, x)
-    num_samples = int(num_samples)
-    if num_samples < 2 or bins < 2:
-        raise ValueError(f"num_samples, bins: expected >= 2, got {num_samples}, {bins}")
-    ranks = np.stack(
-        [
-            np.sum(_draws(posterior, num_samples, x[i], seed + i) < theta[i], axis=0)
-            for i in range(len(theta))
-        ]
-    )
-    bins = min(int(bins), num_samples + 1)
-    which = np.arange(num_samples + 1) * bins // (num_samples + 1)  # rank value -> bin
-    expected = np.bincount(which, minlength=bins) * len(theta) / (num_samples + 1)
-    pvalues = np.array(
-        [
-            chisquare(np.bincount(which[ranks[:, d]], minlength=bins), expected).pvalue
-            for d in range(ranks.shape[1])
-        ]
-    )
-    return SBCResult(ranks, num_samples, pvalues)
+    x_o = np.asarray(x_o, np.float64).reshape(-1)
+    x_pred = np.asarray(x_pred, np.float64)
+    x_pred = x_pred.reshape(len(x_pred), -1)
+    if x_pred.shape[1] != x_o.size or not np.all(np.isfinite(x_o)):
+        raise ValueError(f"x_o: expected {x_pred.shape[1]} finite values, got {x_o.shape}")
+    ok = np.all(np.isfinite(x_pred), 1)
+    x_pred, bad = x_pred[ok], int((~ok).sum())
+    if len(x_pred) < 2:
+        raise ValueError(f"x_pred: need at least 2 finite simulations, got {len(x_pred)}")
+    q = np.mean(x_pred < x_o, 0) + 0.5 * np.mean(x_pred == x_o, 0)
+    mean = x_pred.mean(0)
+    cov = np.atleast_2d(np.cov(x_pred, rowvar=False))
+    prec = np.linalg.pinv(cov + 1e-12 * np.eye(len(cov)) * max(np.trace(cov), 1e-300))
+    dist = lambda a: np.sqrt(np.maximum(np.sum((a - mean) @ prec * (a - mean), -1), 0))
+    d_o, d_pred = float(dist(x_o)), dist(x_pred)
+    p_dist = float((np.sum(d_pred >= d_o) + 1) / (len(d_pred) + 1))
+    return PPCResult(x_pred, x_o, q, 2 * np.minimum(q, 1 - q), d_o, p_dist, d_pred, bad)
 
 
-def expected_coverage(
+def posterior_predictive(
     posterior: Any,
-    theta: Any,
-    x: Any,
-    levels: Any = (0.5, 0.8, 0.95),
-    num_samples: int = 200,
-    seed: int = 0,
-) -> CoverageResult:
-    """Expected coverage of the posterior's highest-density regions on test pairs (θ*, x*):
-    θ* lies in the α-HPD region when at most a fraction α of ``num_samples`` draws have a higher
-    ``log_prob`` (unnormalised is fine). A calibrated posterior covers α of the θ*."""
-    theta, x = _test_set(posterior, theta, x)
-    levels = np.atleast_1d(np.asarray(levels, np.float64))
-    if np.any((levels <= 0) | (levels >= 1)):
-        raise ValueError(f"levels: expected values in (0, 1), got {levels.tolist()}")
-    alphas = np.empty(len(theta))
-    for i in range(len(theta)):
-        draws = _draws(posterior, num_samples, x[i], seed + i)
-        lp = np.asarray(posterior.log_prob(np.concatenate([theta[i : i + 1], draws]), x=x[i]))
-        alphas[i] = np.mean(lp[1:] > lp[0])
-    coverage = np.array([np.mean(alphas <= lv) for lv in levels])
-    return CoverageResult(levels, coverage, alphas)
+    simulator: Callable,
+    x_o: Any = None,
+    num_samples: int = 1000,
+    seed: Seed = 0,
+) -> PPCResult:
+    """Posterior predictive check at one observation: θ_j ~ ``posterior`` at ``x_o``, one
+    x_j ~ ``simulator`` per θ_j (any simulator form :func:`lfi.simulate` takes), and where x_o
+    falls among the x_j (:func:`predictive_check`). ``x_o``: by default the posterior's
+    ``default_x`` or ``x_o``; for an ABC posterior on summaries, give a simulator of summaries.
+
+    >>> import numpy as np
+    >>> class Post:  # θ ~ N(0, 1), x ~ N(θ, 1): the posterior N(x/2, 1/2), shifted by `shift`
+    ...     def __init__(self, shift): self.shift = shift
+    ...     def sample(self, n, x, seed):
+    ...         rng = np.random.default_rng(0)
+    ...         return x / 2 + self.shift + np.sqrt(0.5) * rng.standard_normal((n, 1))
+    >>> sim = lambda theta, rng: theta + rng.standard_normal(theta.shape)
+    >>> posterior_predictive(Post(0.0), sim, [0.5]).passed()
+    True
+    >>> posterior_predictive(Post(5.0), sim, [0.5]).pvalues < 0.01
+    array([ True])
+    """
+    import jax
+
+    from lfi._rng import as_key
+    from lfi.simulate import run_simulator
+
+    if x_o is None:
+        x_o = getattr(posterior, "default_x", None)
+        x_o = getattr(posterior, "x_o", None) if x_o is None else x_o
+        if x_o is None:
+            raise ValueError("x_o: give the observation (the posterior has no default)")
+    x_o = np.asarray(x_o, np.float32)
+    x_o = x_o[0] if x_o.ndim == 2 and len(x_o) == 1 else x_o
+    if x_o.ndim != 1:
+        raise ValueError(f"x_o: expected one observation (dx,), got shape {x_o.shape}")
+    key_theta, key_sim = jax.random.split(as_key(seed))
+    theta = np.asarray(posterior.sample(int(num_samples), x=x_o, seed=key_theta), np.float32)
+    x_pred, _ = run_simulator(simulator, theta, key_sim, progress=False)
+    return predictive_check(x_pred, x_o)
