@@ -1,18 +1,9 @@
-"""Plots of posterior samples and of calibration checks.
+"""Corner plots of posterior samples, with reference samples and the true θ overlaid.
 
-:func:`sbc_ranks` and :func:`coverage_curve` draw the results of :func:`lfi.diagnostics.sbc` and
-:func:`lfi.diagnostics.expected_coverage`: rank histograms with the band a uniform histogram stays
-in 99% of the time per bin, and the coverage of HPD regions at every level against the diagonal.
-
-:func:`pairplot` draws a corner plot: the 1-d marginal histogram of each parameter on the
-diagonal and the 2-d marginals (scatter) below it, optionally with reference samples (for
-example from the true posterior) in a second colour and the true θ marked with lines.
-
-Figures are made on the non-interactive Agg canvas, without pyplot, so nothing needs a
-display and no figure is kept alive by a global registry.
+The diagonal holds the 1-d marginal histograms, the panels below it the 2-d marginals (scatter);
+reference samples (e.g. from the true posterior) come in a second colour, the true θ as lines.
 
 >>> import numpy as np
->>> from lfi.plot import pairplot
 >>> rng = np.random.default_rng(0)
 >>> fig = pairplot(rng.normal(size=(500, 3)), truth=[0.0, 0.0, 0.0])
 >>> len(fig.axes)  # 3 diagonal + 3 lower-triangle panels
@@ -30,11 +21,10 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-__all__ = ["coverage_curve", "pairplot", "sbc_ranks"]
+from lfi.plot._common import REFERENCE_COLOR, SAMPLES_COLOR, TRUTH_COLOR
 
-SAMPLES_COLOR = "C0"
-REFERENCE_COLOR = "C1"
-TRUTH_COLOR = "k"
+__all__ = ["pairplot"]
+
 MAX_SCATTER = 4000  # points per set drawn in each 2-d panel (histograms use all)
 
 
@@ -182,71 +172,3 @@ def pairplot(
     if path is not None:
         fig.savefig(os.fspath(path), format="png", dpi=100)
     return fig
-
-
-def _save(fig: Figure, path: Any) -> Figure:
-    FigureCanvasAgg(fig)
-    if path is not None:
-        fig.savefig(os.fspath(path), format="png", dpi=100)
-    return fig
-
-
-def sbc_ranks(result: Any, bins: int = 20, path: str | os.PathLike[str] | None = None) -> Figure:
-    """One rank histogram per dimension of an :class:`lfi.diagnostics.SBCResult`, with the
-    0.5%–99.5% binomial band of a uniform histogram (grey).
-
-    >>> import numpy as np
-    >>> from lfi.diagnostics import SBCResult
-    >>> ranks = np.random.default_rng(0).integers(0, 101, (300, 2))
-    >>> len(sbc_ranks(SBCResult(ranks, 100, np.ones(2))).axes)
-    2
-    """
-    from scipy.stats import binom
-
-    ranks, num = np.asarray(result.ranks), int(result.num_samples)
-    n, dim = ranks.shape
-    bins = min(int(bins), num + 1)
-    which = np.arange(num + 1) * bins // (num + 1)
-    width = np.bincount(which, minlength=bins) / (num + 1)
-    fig = Figure(figsize=(2.6 * min(dim, 5), 2.2 * ((dim + 4) // 5)))
-    for d in range(dim):
-        ax = fig.add_subplot((dim + 4) // 5, min(dim, 5), d + 1)
-        counts = np.bincount(which[ranks[:, d]], minlength=bins)
-        lo, hi = binom.ppf(0.005, n, width), binom.ppf(0.995, n, width)
-        ax.fill_between(np.arange(bins), lo, hi, step="mid", color="0.85")
-        ax.bar(np.arange(bins), counts, width=1.0, color=SAMPLES_COLOR, alpha=0.8)
-        ax.set_title(f"θ{d + 1}  p = {result.pvalues[d]:.2g}", fontsize=9)
-        ax.set_yticks([])
-        ax.set_xticks([])
-    fig.suptitle("SBC ranks (grey: 99% band of a uniform histogram)", fontsize=10)
-    fig.tight_layout()
-    return _save(fig, path)
-
-
-def coverage_curve(result: Any, path: str | os.PathLike[str] | None = None) -> Figure:
-    """Expected coverage of HPD regions at every level (from an
-    :class:`lfi.diagnostics.CoverageResult`) against the diagonal, with a ±2 standard-error band:
-    below the diagonal is over-confident, above conservative.
-
-    >>> import numpy as np
-    >>> from lfi.diagnostics import CoverageResult
-    >>> alphas = np.random.default_rng(0).random(300)
-    >>> len(coverage_curve(CoverageResult(np.array([0.5]), np.array([0.5]), alphas)).axes)
-    1
-    """
-    alphas = np.sort(np.asarray(result.alphas))
-    n = len(alphas)
-    levels = np.linspace(0, 1, 201)
-    covered = np.searchsorted(alphas, levels, side="right") / n
-    se = np.sqrt(levels * (1 - levels) / n)
-    fig = Figure(figsize=(4, 4))
-    ax = fig.add_subplot(1, 1, 1)
-    ax.fill_between(levels, levels - 2 * se, levels + 2 * se, color="0.85", label="±2 s.e.")
-    ax.plot([0, 1], [0, 1], color=TRUTH_COLOR, lw=0.8)
-    ax.plot(levels, covered, color=SAMPLES_COLOR, label="posterior")
-    ax.set_xlabel("credibility level of the HPD region")
-    ax.set_ylabel("fraction of true θ inside")
-    ax.set_title(f"Expected coverage ({n} test simulations)", fontsize=10)
-    ax.legend(loc="upper left", fontsize=8)
-    fig.tight_layout()
-    return _save(fig, path)
