@@ -26,7 +26,22 @@ class Posterior(Protocol):
     def save(self, path: str) -> None: ...
 
 
-class ObservationMixin:
+class ArvizMixin:
+    """``to_arviz``: draws as an ArviZ ``InferenceData`` (see :mod:`lfi.posteriors.arviz`)."""
+
+    def to_arviz(
+        self, num_samples: int = 1000, x: Any = None, seed: Seed = 0, **options: Any
+    ) -> Any:
+        """``num_samples`` draws at ``x`` as an ``arviz.InferenceData``: ``theta`` with dims
+        (chain, draw, theta_dim), MCMC chains kept, ``sample_stats.lp``, ``observed_data.x``.
+        Options: ``num_chains``, ``labels``, ``log_prob``, and ``sample``'s own. Needs arviz
+        (``pip install 'lfi[arviz]'``); see :func:`lfi.posteriors.arviz.to_inference_data`."""
+        from lfi.posteriors.arviz import to_inference_data
+
+        return to_inference_data(self, num_samples, x, seed, **options)
+
+
+class ObservationMixin(ArvizMixin):
     """Default observation handling: ``set_default_x`` and shape checks against ``dim_x``."""
 
     dim_x: int

@@ -25,7 +25,7 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 from lfi._rng import Seed, as_key
-from lfi.posteriors.base import check_theta
+from lfi.posteriors.base import ArvizMixin, check_theta
 from lfi.posteriors.io import read_archive, write_archive
 from lfi.priors import Prior, prior_from_config
 
@@ -62,7 +62,7 @@ def _cv_bandwidth(u: np.ndarray, w: np.ndarray, chol: np.ndarray, max_points: in
     return best_h
 
 
-class ParticlePosterior:
+class ParticlePosterior(ArvizMixin):
     """Weighted particles θ_i (n, dθ) for one observation ``x_o``; see the module docstring.
 
     ``info`` records how they were obtained (method, simulations spent, ε…), JSON-able.
