@@ -284,7 +284,6 @@ def posterior_predictive(
     x_o = x_o[0] if x_o.ndim == 2 and len(x_o) == 1 else x_o
     if x_o.ndim != 1:
         raise ValueError(f"x_o: expected one observation (dx,), got shape {x_o.shape}")
-    key_theta, key_sim = jax.random.split(as_key(seed))
-    theta = np.asarray(posterior.sample(int(num_samples), x=x_o, seed=key_theta), np.float32)
-    x_pred, _ = run_simulator(simulator, theta, key_sim, progress=False)
+    theta = np.asarray(posterior.sample(int(num_samples), x=x_o, seed=seed), np.float32)
+    x_pred, _ = run_simulator(simulator, theta, jax.random.fold_in(as_key(seed), 1), progress=False)
     return predictive_check(x_pred, x_o)
