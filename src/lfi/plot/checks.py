@@ -168,6 +168,7 @@ def q_curve(
         ax.set_xlabel("θ")
         ax.set_ylabel("q(θ) = −2 log r̂")
         ax.set_ylim(bottom=0)
+        ax.set_title("q(θ); dashed: threshold; shaded: the confidence set", fontsize=10)
     else:
         ax.set_xlabel("θ1")
         ax.set_ylabel("θ2")
