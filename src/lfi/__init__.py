@@ -69,6 +69,7 @@ __version__ = "0.1.0"
 _SUBMODULES = {
     "augment": "lfi.augment",
     "bench": "lfi.bench",
+    "calibration": "lfi.calibration",
     "conjugate": "lfi.methods.conjugate",
     "diagnostics": "lfi.diagnostics",
     "frequentist": "lfi.frequentist",
@@ -80,7 +81,7 @@ _SUBMODULES = {
 
 
 def __getattr__(name: str):
-    """Import ``lfi.tasks``, ``lfi.diagnostics``, ``lfi.conjugate``… on first use (fast import)."""
+    """Import ``lfi.tasks``, ``lfi.calibration``, ``lfi.plot``… on first use (fast import)."""
     if name in _SUBMODULES:
         import importlib
 
