@@ -39,7 +39,14 @@ from tqdm.auto import tqdm
 from lfi._rng import Seed, as_key, numpy_seed
 from lfi.priors import Prior
 
-__all__ = ["SimulationReport", "jax_simulator", "per_sample", "run_simulator", "simulate"]
+__all__ = [
+    "SimulationReport",
+    "jax_simulator",
+    "per_sample",
+    "run_simulator",
+    "simulate",
+    "simulate_chunk",
+]
 
 
 class _Wrapped:
@@ -130,7 +137,9 @@ def _as_output(x: Any, n: int, name: str) -> np.ndarray:
 
 
 def _call_numpy(fn: Callable, theta: np.ndarray, seed: int, batched: bool) -> tuple:
-    """Run a numpy simulator on one chunk; isolate rows that raise. Returns (x, raised, error)."""
+    """Run a numpy simulator on one chunk; isolate rows that raise.
+
+    Returns ``(x, raised, errors)``, ``errors`` the text of each raised row by its index."""
     rng = np.random.default_rng(seed) if _takes_rng(fn) else None
     kwargs = {"rng": rng} if rng is not None else {}
     if rng is None:
@@ -142,19 +151,19 @@ def _call_numpy(fn: Callable, theta: np.ndarray, seed: int, batched: bool) -> tu
         except Exception:  # noqa: BLE001 - retried row by row to find the failing ones
             out = None
         if out is not None:
-            return _as_output(out, n, "batched call"), np.zeros(n, bool), None
-    rows, raised, error = [], np.zeros(n, bool), None
+            return _as_output(out, n, "batched call"), np.zeros(n, bool), {}
+    rows, raised, errors = [], np.zeros(n, bool), {}
     for i in range(n):
         try:
             arg = theta[i : i + 1] if batched else theta[i]
             rows.append(_as_output(fn(arg, **kwargs), 1, f"row {i}")[0])
         except Exception as exc:  # noqa: BLE001 - counted and reported, never dropped silently
             raised[i] = True
-            error = error or f"{type(exc).__name__}: {exc}"
+            errors[i] = f"{type(exc).__name__}: {exc}"
             rows.append(None)
     width = next((r.shape[0] for r in rows if r is not None), 1)
     x = np.stack([np.full(width, np.nan, np.float32) if r is None else r for r in rows])
-    return x, raised, error
+    return x, raised, errors
 
 
 _JAX_CACHE: dict[int, tuple[Callable, Callable]] = {}
@@ -167,6 +176,31 @@ def _jax_runner(fn: Callable) -> Callable:
     if entry is None or entry[0] is not fn:
         entry = _JAX_CACHE[id(fn)] = (fn, jax.jit(jax.vmap(fn)))
     return entry[1]
+
+
+def simulate_chunk(
+    simulator: Callable, theta: np.ndarray, key: jax.Array, *, pad: int = 0
+) -> tuple[np.ndarray, np.ndarray, dict[int, str]]:
+    """Simulate one chunk of θ (n, dθ) from its own key: returns ``(x, raised, errors)``,
+    ``errors`` the error text of each row that raised, by its index in the chunk.
+
+    The unit of work of :func:`run_simulator` and of simulation campaigns (:mod:`lfi.campaign`):
+    a chunk's x depends only on its θ and its key. A JAX simulator gets ``split(key, n + pad)``
+    (``pad`` repeats the last row so that every chunk compiles to one shape); a numpy one a
+    generator seeded from the key.
+    """
+    kind = _kind(simulator)
+    fn = simulator.fn if isinstance(simulator, _Wrapped) else simulator
+    n = theta.shape[0]
+    if kind != "jax":
+        return _call_numpy(fn, theta, numpy_seed(key), kind == "batched")
+    padded = np.concatenate([theta, np.repeat(theta[-1:], pad, 0)]) if pad else theta
+    keys = jax.random.split(key, padded.shape[0])
+    try:
+        out = _jax_runner(fn)(keys, jnp.asarray(padded))
+    except Exception as exc:
+        raise RuntimeError(f"simulator: the JAX simulator failed: {exc}") from exc
+    return _as_output(out, padded.shape[0], "JAX simulator")[:n], np.zeros(n, bool), {}
 
 
 def run_simulator(
@@ -185,27 +219,16 @@ def run_simulator(
     if theta.ndim != 2:
         raise ValueError(f"theta: expected shape (n, dim_theta), got {theta.shape}")
     kind, n = _kind(simulator), theta.shape[0]
-    fn = simulator.fn if isinstance(simulator, _Wrapped) else simulator
     chunk = chunk_size or (10_000 if kind == "jax" else 1_000)
     key = as_key(seed)
     xs, raised, error, t0 = [], np.zeros(n, bool), None, time.perf_counter()
     bar = tqdm(total=n, unit="sim", desc="simulating", disable=not progress, leave=False)
     for c, start in enumerate(range(0, n, chunk)):
         part = theta[start : start + chunk]
-        chunk_key = jax.random.fold_in(key, c)
-        if kind == "jax":
-            pad = chunk - part.shape[0] if n > chunk else 0
-            padded = np.concatenate([part, np.repeat(part[-1:], pad, 0)]) if pad else part
-            keys = jax.random.split(chunk_key, padded.shape[0])
-            try:
-                out = _jax_runner(fn)(keys, jnp.asarray(padded))
-            except Exception as exc:
-                raise RuntimeError(f"simulator: the JAX simulator failed: {exc}") from exc
-            x_part = _as_output(out, padded.shape[0], "JAX simulator")[: part.shape[0]]
-        else:
-            x_part, bad, err = _call_numpy(fn, part, numpy_seed(chunk_key), kind == "batched")
-            raised[start : start + part.shape[0]] = bad
-            error = error or err
+        pad = chunk - part.shape[0] if n > chunk else 0
+        x_part, bad, errs = simulate_chunk(simulator, part, jax.random.fold_in(key, c), pad=pad)
+        raised[start : start + part.shape[0]] = bad
+        error = error or next(iter(errs.values()), None)
         xs.append(x_part)
         bar.update(part.shape[0])
     bar.close()

@@ -1,0 +1,136 @@
+"""Where simulation chunks run: in this process, in a local process pool, or on a Dask cluster.
+
+One small interface (``submit``, ``as_completed``, ``restart``, ``close``, ``workers``), three
+implementations:
+
+- :class:`InProcess`: runs each chunk when submitted (JAX simulators are vectorised already);
+- :class:`LocalPool`: a pool of ``workers`` processes started with ``spawn`` (JAX does not
+  survive ``fork``); the default for numpy simulators with ``workers > 1``. A worker that dies
+  breaks the pool: the campaign restarts it and re-submits the lost chunks;
+- :class:`DaskExecutor`: a ``dask.distributed.Client``, or a scheduler address such as
+  ``tcp://host:8786`` (needs ``pip install 'lfi[cluster]'``). Dask re-runs the tasks of a lost
+  worker itself. For SLURM/PBS, start the workers with dask-jobqueue and pass its client::
+
+      from dask_jobqueue import SLURMCluster
+      cluster = SLURMCluster(cores=8, memory="16GB", walltime="02:00:00")
+      cluster.scale(jobs=10)
+      lfi.run_campaign(sim, prior, 10**6, "runs/store", executor=Client(cluster))
+
+A chunk's result never depends on the executor: each chunk carries its own seed (see
+:mod:`lfi.campaign`).
+
+>>> ex = make_executor()
+>>> [f.result() for f in ex.as_completed([ex.submit(pow, 2, 5)])]
+[32]
+"""
+
+from __future__ import annotations
+
+import multiprocessing
+from collections.abc import Callable, Iterable, Iterator
+from concurrent import futures
+from concurrent.futures.process import BrokenProcessPool
+from typing import Any
+
+__all__ = ["DaskExecutor", "InProcess", "LocalPool", "make_executor"]
+
+
+class InProcess:
+    """Run every chunk in this process, at submission."""
+
+    workers = 1
+    lost_worker_errors: tuple[type[BaseException], ...] = ()
+
+    def submit(self, fn: Callable, *args: Any) -> futures.Future:
+        fut: futures.Future = futures.Future()
+        try:
+            fut.set_result(fn(*args))
+        except BaseException as exc:  # noqa: BLE001 - delivered through the future
+            fut.set_exception(exc)
+        return fut
+
+    def as_completed(self, fs: Iterable[Any]) -> Iterator[Any]:
+        return iter(list(fs))
+
+    def restart(self) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+class LocalPool(InProcess):
+    """A local pool of ``workers`` spawned processes."""
+
+    lost_worker_errors = (BrokenProcessPool,)
+
+    def __init__(self, workers: int):
+        if workers < 1:
+            raise ValueError(f"workers: expected a positive integer, got {workers}")
+        self.workers = int(workers)
+        self._pool = self._new()
+
+    def _new(self) -> futures.ProcessPoolExecutor:
+        ctx = multiprocessing.get_context("spawn")
+        return futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
+
+    def submit(self, fn: Callable, *args: Any) -> futures.Future:
+        return self._pool.submit(fn, *args)
+
+    def as_completed(self, fs: Iterable[Any]) -> Iterator[Any]:
+        return futures.as_completed(list(fs))
+
+    def restart(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._pool = self._new()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=True, cancel_futures=True)
+
+
+class DaskExecutor(InProcess):
+    """Chunks as tasks on a Dask cluster: a ``distributed.Client`` or a scheduler address."""
+
+    def __init__(self, cluster: Any):
+        try:
+            import distributed
+        except ImportError as exc:  # pragma: no cover - depends on the installation
+            raise ImportError("cluster: Dask is not installed; pip install 'lfi[cluster]'") from exc
+        self._distributed = distributed
+        self._own = isinstance(cluster, str)
+        self.client = distributed.Client(cluster) if self._own else cluster
+        if not isinstance(self.client, distributed.Client):
+            raise TypeError(
+                f"cluster: expected a dask.distributed.Client or an address like "
+                f"'tcp://host:8786', got {type(cluster).__name__}"
+            )
+        self.lost_worker_errors = (distributed.scheduler.KilledWorker,)
+
+    @property
+    def workers(self) -> int:  # type: ignore[override]
+        return max(1, len(self.client.scheduler_info(n_workers=-1).get("workers", {})))
+
+    def submit(self, fn: Callable, *args: Any) -> Any:
+        return self.client.submit(fn, *args, pure=False)
+
+    def as_completed(self, fs: Iterable[Any]) -> Iterator[Any]:
+        return iter(self._distributed.as_completed(list(fs)))
+
+    def close(self) -> None:
+        if self._own:
+            self.client.close()
+
+
+def make_executor(workers: int | None = None, cluster: Any = None) -> InProcess:
+    """The executor for ``workers`` local processes or a Dask ``cluster`` (client or address).
+
+    No arguments (or ``workers=1``): in this process."""
+    if cluster is not None:
+        if workers not in (None, 1):
+            raise ValueError("workers, cluster: give one of them (a cluster sizes itself)")
+        return DaskExecutor(cluster)
+    if workers is None or workers == 1:
+        return InProcess()
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ValueError(f"workers: expected a positive integer, got {workers!r}")
+    return LocalPool(workers)
