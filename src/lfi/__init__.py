@@ -8,6 +8,7 @@
 from lfi import _jaxcache  # noqa: F401  (persistent compilation cache; must come before jit use)
 from lfi.api import infer, load
 from lfi.augment import AugmentedSimulator, GoldData, augmented, simulate_gold
+from lfi.campaign import SimulatorRef, run_campaign
 from lfi.methods.abc import RejectionABC, smc_abc
 from lfi.methods.gold import SALLY, GoldRatio
 from lfi.methods.nle import NLE
@@ -24,6 +25,7 @@ from lfi.posteriors.tractable import LikelihoodPosterior
 from lfi.posteriors.unnormalized import UnnormalizedPosterior
 from lfi.priors import BoxUniform, Independent, LogNormal, MultivariateNormal, Normal, Prior
 from lfi.simulate import SimulationReport, jax_simulator, per_sample, run_simulator, simulate
+from lfi.store import SimulationStore, open_store
 from lfi.train import History
 
 __all__ = [
@@ -51,12 +53,16 @@ __all__ = [
     "SALLY",
     "SCANDAL",
     "SimulationReport",
+    "SimulationStore",
+    "SimulatorRef",
     "UnnormalizedPosterior",
     "augmented",
     "infer",
     "jax_simulator",
     "load",
+    "open_store",
     "per_sample",
+    "run_campaign",
     "run_simulator",
     "sequential",
     "simulate",
@@ -72,6 +78,7 @@ _SUBMODULES = {
     "calibration": "lfi.calibration",
     "conjugate": "lfi.methods.conjugate",
     "diagnostics": "lfi.diagnostics",
+    "executors": "lfi.executors",
     "frequentist": "lfi.frequentist",
     "plot": "lfi.plot",
     "proposals": "lfi.proposals",

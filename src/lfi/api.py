@@ -8,6 +8,7 @@ from typing import Any
 import jax
 
 from lfi._rng import Seed, as_key
+from lfi.campaign import run_campaign
 from lfi.methods.abc import ABC_METHODS, abc
 from lfi.methods.gold import GoldRatio
 from lfi.methods.mining import GOLD_METHODS, mine
@@ -19,8 +20,9 @@ from lfi.posteriors.direct import DirectPosterior
 from lfi.posteriors.io import read_archive
 from lfi.posteriors.samples import ParticlePosterior
 from lfi.posteriors.unnormalized import UnnormalizedPosterior
-from lfi.priors import Prior
+from lfi.priors import Prior, prior_from_config
 from lfi.simulate import simulate
+from lfi.store import open_store
 
 _LOADERS = {
     "DirectPosterior": DirectPosterior.load,
@@ -43,6 +45,9 @@ def infer(
     num_rounds: int = 1,
     x_o: Any = None,
     progress: bool = True,
+    store: Any = None,
+    workers: int | None = None,
+    cluster: Any = None,
     **options: Any,
 ) -> Any:
     """Simulate ``num_simulations`` from the prior, train ``method``, return its posterior.
@@ -56,6 +61,15 @@ def infer(
     mining-gold methods ("carl", "rolr", "rascal", "cascal", "alice", "alices", "nde",
     "scandal", "sally", "sallino"; see :mod:`lfi.methods.mining`) return the trained ratio,
     likelihood or summary estimator; most need an augmented simulator and ``theta_ref``.
+
+    With ``store`` (a directory), the simulations go to a durable, resumable
+    :class:`lfi.store.SimulationStore` (run by :func:`lfi.run_campaign` on ``workers`` local
+    processes or a Dask ``cluster``; an interrupted call resumes where it stopped) and the
+    method trains on its DONE rows; ``simulator=None`` trains on a finished store
+    (``prior=None`` takes the store's). NPE, NLE and NRE stream a store larger than 1 GB (or
+    with ``stream=True``) a block of ``block_rows`` rows at a time, holding out whole chunks
+    for validation. ``checkpoint=PATH`` makes the
+    training itself resumable (see :func:`lfi.train.fit`).
 
     >>> import lfi, numpy as np
     >>> prior = lfi.BoxUniform([0.0, 0.0], [2.0, 2.0])
@@ -89,10 +103,38 @@ def infer(
     if name in GOLD_METHODS:
         return mine(simulator, prior, name, num_simulations, seed, progress=progress, **options)
     estimator_cls = get_method(name)  # fail on a bad name before simulating
+    if store is not None:
+        return _infer_store(
+            simulator, prior, estimator_cls, num_simulations, seed, store, workers, cluster,
+            progress, options,
+        )  # fmt: skip
     estimator = estimator_cls(prior, progress=progress, **options)
     key_sim, key_fit = jax.random.split(as_key(seed))
     theta, x = simulate(simulator, prior, num_simulations, seed=key_sim, progress=progress)
     return estimator.fit(theta, x, seed=key_fit)
+
+
+def _infer_store(simulator, prior, estimator_cls, n, seed, path, workers, cluster, progress, opts):
+    if not isinstance(seed, int) or isinstance(seed, bool):
+        raise ValueError(f"seed: with a store, expected an integer seed, got {seed!r}")
+    if simulator is not None:
+        st = run_campaign(
+            simulator, prior, n, path, seed, workers=workers, cluster=cluster, progress=progress
+        )
+    else:
+        st = open_store(path)
+    if prior is None:
+        prior = prior_from_config(st.provenance["prior"])
+    stream = opts.pop("stream", None)
+    if stream is None:  # stream what would take more than 1 GB in memory
+        width = st.provenance["dim_theta"] + st.array_width("x")
+        stream = st.num_rows * width * 4 > _STREAM_BYTES
+    estimator = estimator_cls(prior, progress=progress, **opts)
+    key = jax.random.fold_in(as_key(seed), 1)
+    return estimator.fit(st, None, seed=key) if stream else estimator.fit(*st.arrays(), seed=key)
+
+
+_STREAM_BYTES = 2**30
 
 
 def load(path: str) -> Any:

@@ -1,4 +1,5 @@
-"""The ``lfi`` command: ``lfi demo``, ``lfi run TASK ...``, ``lfi tasks``."""
+"""The ``lfi`` command: ``lfi demo``, ``lfi run TASK ...``, ``lfi tasks``, ``lfi simulate``,
+``lfi store info``, ``lfi train``."""
 
 from __future__ import annotations
 
@@ -90,6 +91,139 @@ def _tasks(_: argparse.Namespace) -> int:
     return 0
 
 
+def _shard(text: str) -> tuple[int, int]:
+    try:
+        i, k = (int(v) for v in text.split("/"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected i/N (e.g. 0/10), got {text!r}") from None
+    if not 0 <= i < k:
+        raise argparse.ArgumentTypeError(f"expected 0 <= i < N, got {text!r}")
+    return i, k
+
+
+def _simulate(args: argparse.Namespace) -> int:
+    from lfi.campaign import SimulatorRef, run_campaign
+
+    store = run_campaign(
+        SimulatorRef(args.target),
+        None,
+        args.n,
+        args.store,
+        args.seed,
+        chunk_size=args.chunk_size,
+        workers=args.workers,
+        cluster=args.cluster,
+        shard=args.shard,
+        timeout=args.timeout,
+        progress=not args.quiet,
+    )
+    c = store.counts()
+    shard = f" (shard {args.shard[0]}/{args.shard[1]})" if args.shard != (0, 1) else ""
+    print(
+        f"{store.path}{shard}: {store.num_rows} rows, {c['done']} done, {c['failed']} failed, "
+        f"{c['nonfinite']} non-finite, {c['pending']} pending"
+    )
+    return 0
+
+
+def _store_info(args: argparse.Namespace) -> int:
+    from lfi.store import open_store
+
+    store = open_store(args.path)
+    info = store.info()
+    if args.verify:
+        info["damaged_chunks"] = [{"chunk": c, "problem": p} for c, p in store.verify()]
+    if args.json:
+        print(json.dumps(info, indent=1))
+        return 0
+    prov = info["provenance"]
+    print(f"{info['path']}: simulator {prov['simulator']} (version {prov['simulator_version']})")
+    print(f"  seed {prov['seed']} · chunk size {prov['chunk_size']} · lfi {prov['lfi_version']}")
+    print(
+        f"  {info['rows']} rows: {info['done']} done, {info['failed']} failed, "
+        f"{info['nonfinite']} non-finite, {info['pending']} pending "
+        f"({info['chunks_finished']} of {info['chunks']} chunks finished)"
+    )
+    for row, text in list(store.errors().items())[:5]:
+        print(f"  row {row}: {text}")
+    for d in info.get("damaged_chunks", []):
+        print(f"  chunk {d['chunk']} damaged: {d['problem']}")
+    return 0
+
+
+def _option(text: str) -> tuple[str, object]:
+    key, sep, value = text.partition("=")
+    if not sep:
+        raise argparse.ArgumentTypeError(f"expected KEY=VALUE, got {text!r}")
+    try:
+        return key, json.loads(value)
+    except json.JSONDecodeError:
+        return key, value
+
+
+def _train(args: argparse.Namespace) -> int:
+    import lfi
+
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    checkpoint = args.checkpoint or str(out / "checkpoint.npz")
+    posterior = lfi.infer(
+        None,
+        None,
+        args.method,
+        seed=args.seed,
+        store=args.store,
+        progress=not args.quiet,
+        checkpoint=checkpoint,
+        **dict(args.option),
+    )
+    posterior.save(out / "posterior.lfi")
+    h = posterior.history
+    print(
+        f"{args.method} on {args.store}: {len(h.train_loss)} epochs in {h.seconds:.1f} s, best "
+        f"validation loss {min(h.val_loss):.4f} (epoch {h.best_epoch}); wrote "
+        f"{out / 'posterior.lfi'}"
+    )
+    return 0
+
+
+def _campaign_commands(sub) -> None:
+    text = "run or resume a simulation campaign into a store"
+    sim = sub.add_parser("simulate", help=text, description=text)
+    sim.add_argument("target", help="a task name, a module or a .py file (simulator, prior)")
+    sim.add_argument("--n", type=int, required=True, help="number of simulations")
+    sim.add_argument("--store", required=True, help="the store directory")
+    sim.add_argument("--seed", type=int, default=0)
+    where = sim.add_mutually_exclusive_group()
+    where.add_argument("--workers", type=int, default=None, help="local worker processes")
+    where.add_argument("--cluster", default=None, help="Dask scheduler address tcp://host:port")
+    sim.add_argument("--shard", type=_shard, default=(0, 1), help="i/N: this job's share")
+    sim.add_argument("--chunk-size", type=int, default=1000)
+    sim.add_argument("--timeout", type=float, default=None, help="seconds per simulation")
+    sim.add_argument("--quiet", action="store_true")
+    sim.set_defaults(func=_simulate)
+
+    store = sub.add_parser("store", help="inspect a simulation store")
+    store_sub = store.add_subparsers(dest="store_command", required=True)
+    info = store_sub.add_parser("info", help="rows done, failed and pending; provenance")
+    info.add_argument("path")
+    info.add_argument("--json", action="store_true")
+    info.add_argument("--verify", action="store_true", help="check every chunk's checksum")
+    info.set_defaults(func=_store_info)
+
+    text = "train NPE, NLE or NRE on a store (resumes from its checkpoint)"
+    train = sub.add_parser("train", help=text, description=text)
+    train.add_argument("--store", required=True)
+    train.add_argument("--method", default="npe", choices=["npe", "nle", "nre", "nre_a", "nre_b",
+                       "nre_c", "bnre"])  # fmt: skip
+    train.add_argument("--out", default="lfi-train")
+    train.add_argument("--seed", type=int, default=0)
+    train.add_argument("--checkpoint", default=None, help="default: OUT/checkpoint.npz")
+    train.add_argument("--option", type=_option, action="append", default=[], metavar="K=V")
+    train.add_argument("--quiet", action="store_true")
+    train.set_defaults(func=_train)
+
+
 def _parser() -> argparse.ArgumentParser:
     from lfi.methods.abc import ABC_METHODS
     from lfi.methods.mining import GOLD_METHODS
@@ -123,6 +257,7 @@ def _parser() -> argparse.ArgumentParser:
     run.set_defaults(func=_run)
 
     sub.add_parser("tasks", help="list the benchmark tasks").set_defaults(func=_tasks)
+    _campaign_commands(sub)
     return parser
 
 

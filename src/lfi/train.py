@@ -23,11 +23,15 @@ processes start fast.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
+import os
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
 
 import equinox as eqx
@@ -40,7 +44,7 @@ from tqdm.auto import tqdm
 
 from lfi._rng import Seed, as_key
 
-__all__ = ["History", "fit"]
+__all__ = ["BlockSource", "History", "fit"]
 
 
 @dataclass
@@ -83,13 +87,11 @@ def _set_lr(opt_state: Any, learning_rate: float) -> Any:
     return (clip_state, adam_state._replace(hyperparams=hyper))
 
 
-@eqx.filter_jit
-def _epoch(params, static, opt_state, train, val, key, loss, optimizer, batch_size):
-    """One epoch: shuffle, scan over mini-batches, then the validation loss (all in one jit)."""
+def _steps(params, static, opt_state, train, key, loss, optimizer, batch_size):
+    """Shuffle ``train`` and take one optimizer step per mini-batch (a ``lax.scan``)."""
     n = jax.tree_util.tree_leaves(train)[0].shape[0]
     num_batches = n // batch_size
     key_perm, key_steps = jax.random.split(key)
-    key_val = jax.random.key(0)  # the same every epoch: a random loss (NRE) stays comparable
     perm = jax.random.permutation(key_perm, n)[: num_batches * batch_size]
     batches = jax.tree_util.tree_map(
         lambda a: a[perm].reshape(num_batches, batch_size, *a.shape[1:]), train
@@ -106,8 +108,58 @@ def _epoch(params, static, opt_state, train, val, key, loss, optimizer, batch_si
 
     keys = jax.random.split(key_steps, num_batches)
     (params, opt_state), losses = jax.lax.scan(step, (params, opt_state), (batches, keys))
-    val_loss = loss(eqx.combine(params, static), val, key_val)
-    return params, opt_state, jnp.mean(losses), val_loss
+    return params, opt_state, jnp.mean(losses)
+
+
+_VAL_KEY = 0  # the same key every epoch: a random loss (NRE) stays comparable
+
+
+@eqx.filter_jit
+def _epoch(params, static, opt_state, train, val, key, loss, optimizer, batch_size):
+    """One epoch: shuffle, scan over mini-batches, then the validation loss (all in one jit)."""
+    params, opt_state, train_loss = _steps(
+        params, static, opt_state, train, key, loss, optimizer, batch_size
+    )
+    val_loss = loss(eqx.combine(params, static), val, jax.random.key(_VAL_KEY))
+    return params, opt_state, train_loss, val_loss
+
+
+_block_steps = eqx.filter_jit(_steps)
+
+
+def _streamed_epoch(params, static, opt_state, source, val, key, loss, optimizer, batch_size):
+    """One epoch over a :class:`BlockSource`: each block in memory in turn, then validation."""
+    key_order, key_steps = jax.random.split(key)
+    losses, weights = [], []
+    for b, block in enumerate(source.blocks(key_order)):
+        if block[0].shape[0] < batch_size:
+            continue
+        block = tuple(jnp.asarray(a) for a in block)
+        params, opt_state, value = _block_steps(
+            params, static, opt_state, block, jax.random.fold_in(key_steps, b), loss,
+            optimizer, batch_size,
+        )  # fmt: skip
+        losses.append(float(value))
+        weights.append(block[0].shape[0] // batch_size)
+    train_loss = float(np.average(losses, weights=weights)) if losses else math.nan
+    val_loss = _loss_value(params, static, val, jax.random.key(_VAL_KEY), loss)
+    return params, opt_state, train_loss, val_loss
+
+
+class BlockSource:
+    """Training data too large for memory: the loop asks for it one block at a time.
+
+    Subclasses define ``blocks(key)`` (an iterator of tuples of arrays, the training rows in an
+    order drawn from ``key``, each block small enough for memory), ``validation`` (a tuple of
+    arrays, held out) and ``num_train`` (training rows per epoch). See
+    :class:`lfi.methods.store_data.StoreBlocks`.
+    """
+
+    num_train: int
+    validation: tuple
+
+    def blocks(self, key: jax.Array):  # pragma: no cover - interface
+        raise NotImplementedError
 
 
 @eqx.filter_jit
@@ -118,7 +170,7 @@ def _loss_value(params, static, data, key, loss):
 def fit(
     model: Any,
     loss: Callable[[Any, Sequence[jax.Array], jax.Array], jax.Array],
-    data: Sequence[Any],
+    data: Sequence[Any] | BlockSource,
     *,
     seed: Seed = 0,
     batch_size: int = 200,
@@ -131,6 +183,9 @@ def fit(
     lr_decays: int = 0,
     lr_factor: float = 0.2,
     progress: bool = True,
+    checkpoint: str | os.PathLike[str] | None = None,
+    checkpoint_seconds: float = 30.0,
+    block_rows: int | None = None,
 ) -> tuple[Any, History]:
     """Train ``model`` to minimise ``loss`` on ``data`` (a tuple of arrays sharing axis 0).
 
@@ -140,23 +195,40 @@ def fit(
     half the patience), then stops. ``patience_steps`` makes the patience at least that many
     optimizer steps: with few training rows an epoch is a handful of steps, and 20 of them stop
     training long before it has converged.
+
+    ``data`` may instead be a :class:`BlockSource` (training sets larger than memory: an epoch
+    visits its blocks in turn; it holds out its own validation rows, and it was built with its
+    own ``block_rows``, which this loop only accepts for the methods' sake). With ``checkpoint`` (a
+    file path) the loop saves its whole state at most every ``checkpoint_seconds`` and at the
+    end (arrays and JSON in one ``.npz``, no pickle); a later call with the same model, data
+    and seed resumes from it and trains exactly as if it had never stopped.
     """
-    data = tuple(jnp.asarray(a) for a in data)
-    n = data[0].shape[0]
-    if any(a.shape[0] != n for a in data):
-        raise ValueError(f"data: arrays must share their first axis, got {[a.shape for a in data]}")
-    if not 0 < validation_fraction < 1:
-        raise ValueError(
-            f"validation_fraction: expected a value in (0, 1), got {validation_fraction}"
-        )
-    num_val = max(1, int(round(validation_fraction * n)))
-    if n - num_val < 2:
-        raise ValueError(f"data: need at least 3 valid training rows, got {n}")
-    key_split, key_train = jax.random.split(as_key(seed))
-    perm = jax.random.permutation(key_split, n)
-    val = tuple(a[perm[:num_val]] for a in data)
-    train = tuple(a[perm[num_val:]] for a in data)
-    batch_size = int(min(batch_size, n - num_val))
+    streamed = isinstance(data, BlockSource)
+    if streamed:
+        val = tuple(jnp.asarray(a) for a in data.validation)
+        train, n_train, key_train = data, int(data.num_train), as_key(seed)
+        if n_train < 2:
+            raise ValueError(f"data: need at least 2 training rows, got {n_train}")
+    else:
+        data = tuple(jnp.asarray(a) for a in data)
+        n = data[0].shape[0]
+        if any(a.shape[0] != n for a in data):
+            raise ValueError(
+                f"data: arrays must share their first axis, got {[a.shape for a in data]}"
+            )
+        if not 0 < validation_fraction < 1:
+            raise ValueError(
+                f"validation_fraction: expected a value in (0, 1), got {validation_fraction}"
+            )
+        num_val = max(1, int(round(validation_fraction * n)))
+        if n - num_val < 2:
+            raise ValueError(f"data: need at least 3 valid training rows, got {n}")
+        key_split, key_train = jax.random.split(as_key(seed))
+        perm = jax.random.permutation(key_split, n)
+        val = tuple(a[perm[:num_val]] for a in data)
+        train = tuple(a[perm[num_val:]] for a in data)
+        n_train = n - num_val
+    batch_size = int(min(batch_size, n_train))
 
     params, static = _partition(model)
     # strong-typed leaves: a weak-typed one (e.g. from jnp.full with a Python scalar) comes back
@@ -164,38 +236,128 @@ def fit(
     params = jax.tree_util.tree_map(lambda a: jax.lax.convert_element_type(a, a.dtype), params)
     optimizer = _optimizer(None if clip_norm is None else float(clip_norm))
     opt_state = _set_lr(optimizer.init(params), learning_rate)
-    steps_per_epoch = max(1, (n - num_val) // batch_size)
+    steps_per_epoch = max(1, n_train // batch_size)
     patience = max(int(patience), math.ceil(int(patience_steps) / steps_per_epoch))
-    decays_left, wait = int(lr_decays), patience
     history = History()
-    best_params, best_val = params, _loss_value(params, static, val, key_train, loss)
-    best_val = float(best_val) if math.isfinite(float(best_val)) else math.inf
-    start, since_best = time.perf_counter(), 0
-    bar = tqdm(range(max_epochs), desc="training", unit="epoch", disable=not progress, leave=False)
+    best_val = float(_loss_value(params, static, val, key_train, loss))
+    state = {
+        "epoch": 0,
+        "best_val": best_val if math.isfinite(best_val) else math.inf,
+        "since_best": 0,
+        "decays_left": int(lr_decays),
+        "wait": patience,
+        "learning_rate": float(learning_rate),
+        "finished": False,
+    }
+    arrays = {"params": params, "opt_state": opt_state, "best": params}
+    saver = None
+    if checkpoint is not None:
+        fingerprint = _fingerprint(arrays, static, train, val, key_train, batch_size, loss)
+        saver = _Checkpoint(Path(checkpoint), fingerprint, float(checkpoint_seconds))
+        restored = saver.load(arrays)
+        if restored is not None:
+            arrays, state, history = restored
+    params, opt_state, best_params = arrays["params"], arrays["opt_state"], arrays["best"]
+    start = time.perf_counter() - history.seconds
+    first = state["epoch"]
+    run = _streamed_epoch if streamed else _epoch
+    bar = tqdm(
+        range(first, max_epochs if not state["finished"] else first),
+        desc="training",
+        unit="epoch",
+        disable=not progress,
+        leave=False,
+    )
     for epoch in bar:
         tic = time.perf_counter()
         key_epoch = jax.random.fold_in(key_train, epoch)
-        params, opt_state, train_loss, val_loss = _epoch(
+        params, opt_state, train_loss, val_loss = run(
             params, static, opt_state, train, val, key_epoch, loss, optimizer, batch_size
         )
         train_loss, val_loss = float(train_loss), float(val_loss)
         history.epoch_seconds.append(time.perf_counter() - tic)
         history.train_loss.append(train_loss)
         history.val_loss.append(val_loss)
-        if math.isfinite(val_loss) and val_loss < best_val:
-            best_val, best_params, history.best_epoch, since_best = val_loss, params, epoch, 0
+        state["epoch"] = epoch + 1
+        if math.isfinite(val_loss) and val_loss < state["best_val"]:
+            state["best_val"], best_params, history.best_epoch = val_loss, params, epoch
+            state["since_best"] = 0
         else:
-            since_best += 1
-        bar.set_postfix(val_loss=f"{val_loss:.4f}", best=f"{best_val:.4f}")
-        if since_best >= wait and decays_left > 0:
-            decays_left, wait, since_best = decays_left - 1, max(1, patience // 2), 0
-            learning_rate *= lr_factor
-            params, opt_state = best_params, _set_lr(optimizer.init(best_params), learning_rate)
-        elif since_best >= wait:
-            history.stopped_early = True
+            state["since_best"] += 1
+        bar.set_postfix(val_loss=f"{val_loss:.4f}", best=f"{state['best_val']:.4f}")
+        if state["since_best"] >= state["wait"] and state["decays_left"] > 0:
+            state["decays_left"] -= 1
+            state["wait"], state["since_best"] = max(1, patience // 2), 0
+            state["learning_rate"] *= lr_factor
+            params = best_params
+            opt_state = _set_lr(optimizer.init(best_params), state["learning_rate"])
+        elif state["since_best"] >= state["wait"]:
+            history.stopped_early = state["finished"] = True
+        history.seconds = time.perf_counter() - start
+        if saver is not None and (state["finished"] or saver.due()):
+            saver.save({"params": params, "opt_state": opt_state, "best": best_params}, state,
+                       history)  # fmt: skip
+        if state["finished"]:
             break
     bar.close()
     history.seconds = time.perf_counter() - start
     steady = history.epoch_seconds[1:] or history.epoch_seconds
-    history.seconds_per_epoch = float(np.median(steady))
+    history.seconds_per_epoch = float(np.median(steady)) if steady else 0.0
+    if saver is not None:  # "finished" only after early stopping: a larger max_epochs goes on
+        saver.save({"params": params, "opt_state": opt_state, "best": best_params}, state, history)
     return eqx.combine(best_params, static), history
+
+
+def _fingerprint(arrays, static, train, val, key, batch_size, loss) -> str:
+    """What a checkpoint must match to be resumed: model structure, data, seed, loss."""
+    h = hashlib.sha256()
+    leaves, treedef = jax.tree_util.tree_flatten(arrays)
+    h.update(str(treedef).encode())
+    h.update(str([(a.shape, str(a.dtype)) for a in leaves]).encode())
+    h.update(np.asarray(jax.random.key_data(key)).tobytes())
+    h.update(str((batch_size, getattr(loss, "__qualname__", repr(loss)))).encode())
+    for a in val:
+        h.update(np.asarray(a).tobytes())
+    if not isinstance(train, BlockSource):
+        for a in train:
+            h.update(np.asarray(a[:1000]).tobytes())
+        h.update(str([a.shape for a in train]).encode())
+    else:
+        h.update(str(train.num_train).encode())
+    return h.hexdigest()
+
+
+class _Checkpoint:
+    """The loop's state in one ``.npz``: leaves as arrays, counters and history as JSON."""
+
+    def __init__(self, path: Path, fingerprint: str, every: float):
+        self.path, self.fingerprint, self.every = path, fingerprint, every
+        self.last = time.perf_counter()
+
+    def due(self) -> bool:
+        return time.perf_counter() - self.last >= self.every
+
+    def save(self, arrays: dict, state: dict, history: History) -> None:
+        leaves = [np.asarray(a) for a in jax.tree_util.tree_leaves(arrays)]
+        meta = {"fingerprint": self.fingerprint, "state": state, "history": history.to_dict()}
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = self.path.with_name(f".{self.path.name}.tmp.npz")
+        blob = np.frombuffer(json.dumps(meta).encode(), np.uint8)
+        np.savez(tmp, meta=blob, **{f"leaf{i}": a for i, a in enumerate(leaves)})
+        os.replace(tmp, self.path)
+        self.last = time.perf_counter()
+
+    def load(self, like: dict) -> tuple[dict, dict, History] | None:
+        if not self.path.is_file():
+            return None
+        with np.load(self.path, allow_pickle=False) as f:
+            meta = json.loads(bytes(f["meta"]).decode())
+            if meta["fingerprint"] != self.fingerprint:
+                raise ValueError(
+                    f"checkpoint: {str(self.path)!r} belongs to another training run (model, "
+                    "data or seed differ); delete it or give another path"
+                )
+            leaves, treedef = jax.tree_util.tree_flatten(like)
+            restored = [jnp.asarray(f[f"leaf{i}"], a.dtype) for i, a in enumerate(leaves)]
+        history = History(**meta["history"])
+        return jax.tree_util.tree_unflatten(treedef, restored), meta["state"], history

@@ -23,6 +23,7 @@ import numpy as np
 import paramax
 
 from lfi._rng import Seed, as_key
+from lfi.methods.store_data import StoreBlocks, is_store
 from lfi.nets.flows import build_flow, flow_config
 from lfi.posteriors.direct import DirectPosterior, Standardizer
 from lfi.priors import Prior
@@ -39,6 +40,9 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "clip_norm": 5.0,
     "lr_decays": 2,
     "lr_factor": 0.2,
+    "checkpoint": None,
+    "checkpoint_seconds": 30.0,
+    "block_rows": 100_000,
 }
 
 
@@ -74,23 +78,37 @@ def check_training_data(prior: Prior, theta: Any, x: Any) -> tuple[np.ndarray, n
 def train_standardized(estimator: Any, theta: Any, x: Any, seed: Seed, build: Any, loss: Any):
     """The fit shared by NPE, NLE and NRE: check the data, z-score θ (in the prior's
     unconstrained space) and x, ``build(dim_x, key) -> (config, net)``, train with the one loop.
+    ``theta`` may be a simulation store (``x=None``): it is streamed in blocks of
+    ``block_rows`` rows (:class:`lfi.methods.store_data.StoreBlocks`).
     Sets ``estimator.history``; returns ``(trained, standardizer, config, dim_x)``."""
-    prior = estimator.prior
-    theta, x = check_training_data(prior, theta, x)
-    u = np.asarray(prior.to_unconstrained(theta))
-    stand = Standardizer.fit(u, x)
-    key = as_key(seed)
-    config, net = build(x.shape[1], key)
-    data = (stand.z_theta(jnp.asarray(u)), stand.z_x(jnp.asarray(x)))
+    prior, key = estimator.prior, as_key(seed)
+    options = estimator.train_options
+    if is_store(theta):  # a simulation store, streamed from disk a block at a time
+        if x is not None:
+            raise ValueError("x: give None when theta is a simulation store")
+        data = StoreBlocks(
+            theta,
+            prior,
+            seed=key,
+            validation_fraction=options["validation_fraction"],
+            block_rows=options["block_rows"],
+        )
+        stand, dim_x = data.standardizer, data.dim_x
+    else:
+        theta, x = check_training_data(prior, theta, x)
+        u = np.asarray(prior.to_unconstrained(theta))
+        stand, dim_x = Standardizer.fit(u, x), x.shape[1]
+        data = (stand.z_theta(jnp.asarray(u)), stand.z_x(jnp.asarray(x)))
+    config, net = build(dim_x, key)
     trained, estimator.history = fit(
-        net, loss, data, seed=key, progress=estimator.progress, **estimator.train_options
+        net, loss, data, seed=key, progress=estimator.progress, **options
     )
     if estimator.history.best_epoch < 0:
         name = type(estimator).__name__
         warnings.warn(
             f"{name}: validation loss never improved; the posterior is untrained", stacklevel=3
         )
-    return trained, stand, config, x.shape[1]
+    return trained, stand, config, dim_x
 
 
 class NPE:
