@@ -1,6 +1,6 @@
 """Benchmark tasks with reference posteriors computed by lfi itself.
 
-Five tasks of sbibm 1.1.0 — defined identically, so C2ST scores compare with Lueckmann et al.
+The ten tasks of sbibm 1.1.0 — defined identically, so C2ST scores compare with Lueckmann et al.
 (2021), "Benchmarking Simulation-Based Inference", arXiv:2101.04653 — and six of lfi's own
 (galton, madminer_toy, particle_chain and lotka_volterra_gillespie have augmented simulators,
 see lfi.augment):
@@ -13,6 +13,11 @@ task                        dim θ  dim x reference posterior
 ``two_moons``                  2      2  exact simulator inversion + rejection
 ``slcp``                       5      8  tempered SMC (4 mirror modes via explicit signs)
 ``gaussian_mixture``           2      2  exact mixture sampling + rejection
+``slcp_distractors``           5    100  slcp's SMC on the 8 informative entries
+``bernoulli_glm``             10     10  NUTS on the logistic likelihood
+``bernoulli_glm_raw``         10    100  NUTS on the logistic likelihood
+``sir``                        2     10  tempered SMC (ODE by diffrax)
+``lotka_volterra``             4     20  tempered SMC (ODE by diffrax)
 ``gaussian_2d``                2      2  exact truncated-normal inversion
 ``ballistic``                  2      5  tempered SMC on a quadrature likelihood
 ``galton``                     1      1  exact (dynamic programming) on a θ grid
@@ -37,7 +42,15 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
-from lfi.tasks import gold, lotka_volterra, physics, sbibm
+from lfi.tasks import (
+    gold,
+    lotka_volterra,
+    physics,
+    sbibm,
+    sbibm_distractors,
+    sbibm_glm,
+    sbibm_ode,
+)
 from lfi.tasks.base import Task
 
 __all__ = ["NAMES", "Task", "get", "names"]
@@ -48,6 +61,11 @@ _FACTORIES: dict[str, Callable[[], Task]] = {
     "two_moons": sbibm.two_moons,
     "slcp": sbibm.slcp,
     "gaussian_mixture": sbibm.gaussian_mixture,
+    "slcp_distractors": sbibm_distractors.slcp_distractors,
+    "bernoulli_glm": sbibm_glm.bernoulli_glm,
+    "bernoulli_glm_raw": sbibm_glm.bernoulli_glm_raw,
+    "sir": sbibm_ode.sir,
+    "lotka_volterra": sbibm_ode.lotka_volterra,
     "gaussian_2d": physics.gaussian_2d,
     "ballistic": physics.ballistic,
     "galton": gold.galton,
