@@ -86,3 +86,58 @@ def test_patience_steps_sets_a_minimum_patience_in_optimizer_steps():
     _, plain = fit(Flat(jnp.ones(1)), loss, data, **opts)
     _, longer = fit(Flat(jnp.ones(1)), loss, data, patience_steps=40, **opts)
     assert len(plain.val_loss) == 3 and len(longer.val_loss) == 10
+
+
+def test_a_resumed_training_equals_an_uninterrupted_one(tmp_path):
+    x, y = _problem()
+    model = eqx.nn.MLP(1, 1, 16, 2, key=jax.random.key(0))
+    opts = dict(seed=3, batch_size=32, learning_rate=0.01, patience=100, progress=False)
+    straight, h = fit(model, mse, (x, y), max_epochs=8, **opts)
+    ck = tmp_path / "ck.npz"
+    _, h1 = fit(model, mse, (x, y), max_epochs=3, checkpoint=ck, checkpoint_seconds=0, **opts)
+    assert len(h1.val_loss) == 3 and ck.is_file()
+    resumed, h2 = fit(model, mse, (x, y), max_epochs=8, checkpoint=ck, **opts)
+    assert h2.val_loss == h.val_loss and h2.best_epoch == h.best_epoch
+    for a, b in zip(jax.tree_util.tree_leaves(straight), jax.tree_util.tree_leaves(resumed)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    # a checkpoint of another run (other seed) is refused, not silently mixed in
+    with pytest.raises(ValueError, match="checkpoint"):
+        fit(model, mse, (x, y), max_epochs=8, checkpoint=ck, **{**opts, "seed": 4})
+    with np.load(ck, allow_pickle=False) as f:  # plain arrays and JSON bytes: no pickle
+        assert "meta" in f.files
+
+
+def test_infer_with_a_store_resumes_the_campaign_and_trains(tmp_path):
+    import lfi
+
+    prior = lfi.BoxUniform([0.0, 0.0], [1.0, 1.0])
+
+    def sim(theta, rng):
+        return theta + 0.1 * rng.standard_normal(theta.shape)
+
+    store = tmp_path / "store"
+    post = lfi.infer(sim, prior, "npe", 600, seed=0, store=store, max_epochs=2, progress=False)
+    records = {p.name: p.read_text() for p in store.glob("chunks/*.json")}
+    assert post.sample(3, x=[0.5, 0.5]).shape == (3, 2)
+    again = lfi.infer(None, None, "npe", seed=0, store=store, max_epochs=2, progress=False)
+    assert {p.name: p.read_text() for p in store.glob("chunks/*.json")} == records
+    assert again.history.val_loss == post.history.val_loss  # same rows, same seed, same fit
+
+
+def test_cli_train_resumes_from_its_checkpoint(tmp_path, capsys):
+    import lfi
+    from lfi.cli import main
+
+    prior = lfi.BoxUniform([0.0], [1.0])
+
+    def sim(theta, rng):
+        return theta + 0.1 * rng.standard_normal(theta.shape)
+
+    lfi.run_campaign(sim, prior, 400, tmp_path / "s", chunk_size=100, progress=False)
+    args = ["train", "--store", str(tmp_path / "s"), "--out", str(tmp_path / "o"), "--quiet"]
+    assert main([*args, "--option", "max_epochs=2"]) == 0
+    assert main([*args, "--option", "max_epochs=4"]) == 0
+    out = capsys.readouterr().out
+    assert "2 epochs" in out and "4 epochs" in out
+    history = lfi.load(tmp_path / "o" / "posterior.lfi")
+    assert history is not None and (tmp_path / "o" / "checkpoint.npz").is_file()

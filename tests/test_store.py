@@ -1,0 +1,150 @@
+"""The simulation store: resume rules, commit records, checksums, damaged chunks, streaming."""
+
+import json
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import lfi
+from lfi.campaign import SimulatorRef, run_campaign
+from lfi.methods.store_data import StoreBlocks
+from lfi.store import DONE, FAILED, NONFINITE, PENDING, SimulationStore, open_store
+
+SIM = SimulatorRef(str(Path(__file__).parent / "sims" / "numpy_sim.py"))
+PRIOR = lfi.BoxUniform([0.0, 0.0], [1.0, 1.0])
+
+
+def _create(path, **kw):
+    args = dict(prior=PRIOR, num_rows=10, chunk_size=4, seed=0, simulator="s")
+    return SimulationStore.create(path, **{**args, **kw})
+
+
+def test_resume_checks_the_campaign_identity_and_can_grow(tmp_path):
+    store = _create(tmp_path)
+    assert (store.num_chunks, store.rows(2)) == (3, (8, 10))
+    with pytest.raises(ValueError, match="seed"):
+        _create(tmp_path, seed=1)
+    with pytest.raises(ValueError, match="chunk_size"):
+        _create(tmp_path, chunk_size=5)
+    with pytest.raises(ValueError, match="prior"):
+        _create(tmp_path, prior=lfi.BoxUniform([0.0, 0.0], [2.0, 1.0]))
+    grown = _create(tmp_path, num_rows=17)
+    assert grown.num_rows == 17 and grown.theta.shape == (17, 2) and grown.num_chunks == 5
+    assert _create(tmp_path, num_rows=5).num_rows == 17  # never shrinks
+
+
+def test_open_store_on_other_paths_names_the_path(tmp_path):
+    with pytest.raises(FileNotFoundError, match="not an lfi simulation store"):
+        open_store(tmp_path)
+
+
+def test_a_chunk_is_stored_once_and_counted_by_status(tmp_path):
+    store = _create(tmp_path)
+    status = np.array([DONE, FAILED, NONFINITE, DONE], np.int8)
+    x = np.arange(12, dtype=np.float32).reshape(4, 3)
+    assert store.write_chunk(1, x, status, errors={1: "ValueError: no"})
+    assert not store.write_chunk(1, x + 1, status)  # a second run of the chunk is not stored
+    np.testing.assert_array_equal(store.x[4:8], x)
+    assert store.counts() == {"done": 2, "failed": 1, "nonfinite": 1, "pending": 6}
+    assert store.errors() == {5: "ValueError: no"}
+    assert store.pending_chunks() == [0, 2] and store.pending_chunks((1, 2)) == []
+    assert store.verify() == []
+
+
+def test_data_without_a_commit_record_reads_pending(tmp_path):
+    """A crash between the data and the record: the rows are pending, and are re-run."""
+    store = _create(tmp_path)
+    store.write_chunk(0, np.ones((4, 1), np.float32), np.full(4, DONE, np.int8))
+    (tmp_path / "chunks" / "000000.json").unlink()
+    assert (store.status == PENDING).all()
+    assert store.pending_chunks() == [0, 1, 2]
+
+
+def _chunk_file(path, array, chunk):
+    files = sorted((path / "data" / array / "c").rglob("*"))
+    files = [
+        f
+        for f in files
+        if f.is_file() and f.relative_to(path / "data" / array / "c").parts[0] == str(chunk)
+    ]
+    assert len(files) == 1
+    return files[0]
+
+
+@pytest.mark.parametrize("damage", ["truncate", "flip"])
+def test_damaged_chunks_are_found_and_simulated_again(tmp_path, damage):
+    ref = run_campaign(SIM, None, 300, tmp_path / "ref", seed=2, chunk_size=100, progress=False)
+    store = run_campaign(SIM, None, 300, tmp_path / "s", seed=2, chunk_size=100, progress=False)
+    target = _chunk_file(tmp_path / "s", "x", 1)
+    data = target.read_bytes()
+    if damage == "truncate":
+        target.write_bytes(data[: len(data) // 2])
+    else:  # same length, one byte changed: only the checksum can tell
+        target.write_bytes(data[:-9] + bytes([data[-9] ^ 0xFF]) + data[-8:])
+    bad = store.verify()
+    assert [c for c, _ in bad] == [1]
+    with pytest.warns(UserWarning, match="chunk 1 is damaged"):
+        again = run_campaign(SIM, None, 300, tmp_path / "s", seed=2, chunk_size=100, progress=False)
+    assert again.verify() == []
+    np.testing.assert_array_equal(again.x, ref.x)
+    np.testing.assert_array_equal(again.status, ref.status)
+
+
+def test_arrays_use_done_rows_and_say_how_many_were_left_out(tmp_path):
+    store = run_campaign(SIM, None, 400, tmp_path, seed=0, chunk_size=100, progress=False)
+    c = store.counts()
+    assert c["failed"] > 0 and c["nonfinite"] > 0  # the simulator raises above 0.95, NaN below .03
+    with pytest.warns(UserWarning, match=f"{c['failed']} failed, {c['nonfinite']} non-finite"):
+        theta, x = store.arrays()
+    assert theta.shape == (c["done"], 2) and x.shape == (c["done"], 3)
+    assert np.isfinite(x).all() and theta[:, 0].max() <= 0.95 and theta[:, 0].min() >= 0.03
+    info = json.loads(json.dumps(store.info()))
+    assert info["done"] == c["done"] and info["provenance"]["simulator_version"] == "1.0"
+
+
+def test_store_blocks_visit_every_training_row_once_per_epoch(tmp_path):
+    import jax
+
+    store = run_campaign(SIM, None, 1000, tmp_path, seed=0, chunk_size=100, progress=False)
+    blocks = StoreBlocks(store, PRIOR, seed=3, validation_fraction=0.2, block_rows=250)
+    assert len(blocks.val_chunks) == 2 and not set(blocks.val_chunks) & set(blocks.train_chunks)
+    parts = list(blocks.blocks(jax.random.key(0)))
+    assert [p[0].shape[0] for p in parts[:-1]] == [250] * (len(parts) - 1)
+    z_theta = np.concatenate([p[0] for p in parts])
+    # the same rows as the training chunks, standardised with their exact mean and std
+    theta = np.concatenate([t for t, _ in store.iter_chunks(blocks.train_chunks)])
+    u = np.asarray(PRIOR.to_unconstrained(theta), np.float64)
+    expected = (u - u.mean(0)) / u.std(0)
+    assert z_theta.shape == expected.shape == (blocks.num_train, 2)
+    np.testing.assert_allclose(np.sort(z_theta, 0), np.sort(expected, 0), atol=2e-4)
+    order_a = list(blocks.blocks(jax.random.key(1)))[0][0]
+    assert not np.array_equal(order_a, parts[0][0])  # another epoch, another order
+
+
+def test_streamed_npe_learns_the_posterior_mean(tmp_path):
+    """x = (θ₁, θ₂, θ₁+θ₂) + N(0, 1): at x_o the posterior mean is known (uniform prior wide
+    against the noise is not, so compare with importance weights on prior draws)."""
+    store = run_campaign(SIM, None, 3000, tmp_path, seed=0, chunk_size=250, progress=False)
+    npe = lfi.NPE(PRIOR, progress=False, block_rows=1000, max_epochs=25, nn_width=32)
+    post = npe.fit(store, None, seed=0)
+    assert len(post.history.val_loss) > 5
+    x_o = np.array([0.5, 0.5, 1.0], np.float32)
+    draws = np.asarray(PRIOR.sample(200_000, 1))
+    a = np.concatenate([draws, draws.sum(1, keepdims=True)], 1)
+    w = np.exp(-0.5 * ((a - x_o) ** 2).sum(1))
+    w[(draws[:, 0] > 0.95) | (draws[:, 0] < 0.03)] = 0  # those rows never train
+    mean = (w[:, None] * draws).sum(0) / w.sum()
+    sd = np.sqrt((w[:, None] * (draws - mean) ** 2).sum(0) / w.sum())
+    samples = np.asarray(post.sample(4000, x=x_o, seed=0))
+    # a trained flow's mean within a fifth of a posterior sd (4000 draws add sd/63)
+    assert np.all(np.abs(samples.mean(0) - mean) < 0.2 * sd), (samples.mean(0), mean, sd)
+
+
+def test_store_files_are_plain_data(tmp_path):
+    store = run_campaign(SIM, None, 100, tmp_path, seed=0, chunk_size=50, progress=False)
+    names = {p.name for p in tmp_path.rglob("*") if p.is_file()}
+    assert "lfi_store.json" in names and "000001.json" in names
+    assert not any(n.endswith((".pkl", ".pickle")) for n in names)
+    assert os.path.getsize(tmp_path / "lfi_store.json") > 0 and store.num_chunks == 2
