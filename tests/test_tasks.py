@@ -29,8 +29,11 @@ DATA = Path(__file__).parent / "data"
 NAMES = tasks.names()
 NO_REFERENCE = {"lotka_volterra_gillespie"}  # intractable p(x | θ): no likelihood, no reference
 LIK_NAMES = [n for n in NAMES if n not in NO_REFERENCE]
-SMC_TASKS = {"slcp", "ballistic"}
-N_REF = {"ballistic": 4000}  # samples per reference check (one size per task: SMC compiles per n)
+SMC_TASKS = {"slcp", "ballistic", "slcp_distractors", "sir", "lotka_volterra"}
+# samples per reference check: one size per task (SMC compiles per n), the sizes that
+# tests/test_tasks_sbibm_more.py draws, so the task's cache serves both
+N_REF = {"ballistic": 4000, "bernoulli_glm": 2000, "bernoulli_glm_raw": 2000}
+N_REF.update(sir=250, lotka_volterra=250)
 SMC_ESS = 0.5
 Z = 5.0
 B = 10  # one batch size for simulate / log_likelihood calls: each new shape costs a compile
@@ -48,7 +51,7 @@ def ess(name: str, n: int) -> float:
 
 
 def test_names_and_get():
-    assert NAMES == list(tasks.NAMES) and len(NAMES) == 11
+    assert NAMES == list(tasks.NAMES) and len(NAMES) == 16
     assert set(NAMES) >= {"gaussian_linear", "two_moons", "slcp", "gaussian_2d", "ballistic"}
     assert tasks.get("slcp") is tasks.get("slcp")  # shared instance keeps the cache
     with pytest.raises(ValueError, match="expected one of .*'two_moons'.*got 'Two_Moons'"):
@@ -68,7 +71,11 @@ def test_prior_simulator_shapes_and_reproducibility(name):
     x1 = task.simulator(key, jnp.asarray(theta[0]))  # one θ, plain call
     assert x1.shape == (task.dim_x,)
     np.testing.assert_array_equal(x1, task.simulator(key, jnp.asarray(theta[0])))
-    assert not np.allclose(x1, task.simulator(jax.random.PRNGKey(8), jnp.asarray(theta[0])))
+    # another key, another x (at the true θ: a prior draw can make sir's epidemic die out,
+    # and a binomial count of a tiny I/N is 0 whatever the key)
+    truth = jnp.asarray(task.true_parameters(1))
+    x_true = task.simulator(key, truth)
+    assert not np.allclose(x_true, task.simulator(jax.random.PRNGKey(8), truth))
     xs = task.simulate(theta, seed=1)  # jit(vmap(simulator))
     assert xs.shape == (B, task.dim_x) and np.all(np.isfinite(xs))
     np.testing.assert_array_equal(xs, task.simulate(theta, seed=1))
