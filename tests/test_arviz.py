@@ -70,3 +70,11 @@ def test_missing_arviz_names_the_extra(monkeypatch):
     post = lfi.ParticlePosterior(lfi.BoxUniform([0.0], [1.0]), np.full((5, 1), 0.5), x_o=[0.0])
     with pytest.raises(ImportError, match=r"pip install 'lfi\[arviz\]'"):
         post.to_arviz(10)
+
+
+def test_conjugate_posterior_to_arviz_matches_the_closed_form():
+    post = lfi.conjugate.BetaBernoulli(2, 3).posterior(np.array([1, 0, 1, 1]))
+    theta = post.to_arviz(4000, seed=0).posterior["theta"].values.ravel()
+    # Beta(5, 4): mean 5/9, sd sqrt(20/(81*10)); 4000 draws -> standard error sd/63
+    sd = np.sqrt(5 * 4 / (9**2 * 10))
+    assert abs(theta.mean() - 5 / 9) < 4 * sd / np.sqrt(4000)

@@ -139,5 +139,6 @@ def test_cli_train_resumes_from_its_checkpoint(tmp_path, capsys):
     assert main([*args, "--option", "max_epochs=4"]) == 0
     out = capsys.readouterr().out
     assert "2 epochs" in out and "4 epochs" in out
-    history = lfi.load(tmp_path / "o" / "posterior.lfi")
-    assert history is not None and (tmp_path / "o" / "checkpoint.npz").is_file()
+    loaded = lfi.load(tmp_path / "o" / "posterior.lfi")
+    assert len(loaded.history.val_loss) == 4  # the history survives save and load
+    assert (tmp_path / "o" / "checkpoint.npz").is_file()

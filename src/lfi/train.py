@@ -65,6 +65,13 @@ class History:
     def to_dict(self) -> dict[str, Any]:
         return dict(self.__dict__)
 
+    @classmethod
+    def from_dict(cls, d: dict[str, Any] | None) -> History | None:
+        """The inverse of :meth:`to_dict` (None stays None; unknown keys are ignored)."""
+        if d is None:
+            return None
+        return cls(**{k: v for k, v in d.items() if k in cls.__dataclass_fields__})
+
 
 def _is_frozen(leaf: Any) -> bool:
     return isinstance(leaf, paramax.NonTrainable)
@@ -359,5 +366,5 @@ class _Checkpoint:
                 )
             leaves, treedef = jax.tree_util.tree_flatten(like)
             restored = [jnp.asarray(f[f"leaf{i}"], a.dtype) for i, a in enumerate(leaves)]
-        history = History(**meta["history"])
+        history = History.from_dict(meta["history"])
         return jax.tree_util.tree_unflatten(treedef, restored), meta["state"], history

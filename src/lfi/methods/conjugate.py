@@ -43,6 +43,8 @@ import numpy as np
 from scipy import stats
 from scipy.special import gammaln, xlogy
 
+from lfi.posteriors.base import ArvizMixin
+
 
 def _scalar(value: Any, name: str, positive: bool = True) -> float:
     arr = np.asarray(value)
@@ -335,7 +337,7 @@ class NormalNormal(_Conjugate):
         return np.array([self.mean])
 
 
-class ConjugatePosterior:
+class ConjugatePosterior(ArvizMixin):
     """The exact posterior of a conjugate model for one observation set (lfi's interface).
 
     ``prior`` is the model before the data, ``model`` the updated one (posterior

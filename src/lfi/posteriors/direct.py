@@ -22,6 +22,7 @@ from lfi.nets.flows import build_flow
 from lfi.posteriors.base import ObservationMixin, check_theta
 from lfi.posteriors.io import fill_module, module_arrays, read_archive, write_archive
 from lfi.priors import prior_from_config
+from lfi.train import History
 
 
 class Standardizer(eqx.Module):
@@ -132,7 +133,8 @@ class DirectPosterior(ObservationMixin):
         flow = fill_module(build_flow(config["flow"]), arrays, "flow")
         zeros = jnp.zeros(prior.dim), jnp.zeros(config["dim_x"])
         stand = fill_module(Standardizer(zeros[0], zeros[0], zeros[1], zeros[1]), arrays, "stand")
-        post = cls(prior, flow, stand, config["flow"], config["dim_x"], None, config["method"])
+        history = History.from_dict(config.get("history"))
+        post = cls(prior, flow, stand, config["flow"], config["dim_x"], history, config["method"])
         if config.get("default_x") is not None:
             post.set_default_x(config["default_x"])
         return post

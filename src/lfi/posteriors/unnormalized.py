@@ -34,6 +34,7 @@ from lfi.posteriors.base import ObservationMixin, check_theta
 from lfi.posteriors.direct import Standardizer
 from lfi.posteriors.io import fill_module, module_arrays, read_archive, write_archive
 from lfi.priors import prior_from_config
+from lfi.train import History
 
 SAMPLERS = ("imh", "nuts", "hmc", "slice", "rwm", "importance", "rejection")
 _FIT_OPTIONS = ("num_draws", "components", "max_rounds", "target_ess")
@@ -279,6 +280,7 @@ class UnnormalizedPosterior(ObservationMixin):
             stand,
             config["net"],
             config["dim_x"],
+            history=History.from_dict(config.get("history")),
             kind=config["kind"],
             method=config["method"],
             sampler=config.get("sampler", "imh"),
