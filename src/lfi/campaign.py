@@ -26,6 +26,7 @@ its chunk with it: the chunk is submitted again (at most ``max_retries`` times).
 
 from __future__ import annotations
 
+import hashlib
 import importlib
 import importlib.util
 import multiprocessing
@@ -85,7 +86,7 @@ def _load(target: str) -> tuple[Callable, Prior, str | None]:
             path = Path(target).resolve()
             if not path.is_file():
                 raise ValueError(f"simulator: no task or file called {target!r}")
-            name = f"lfi_user_{abs(hash(str(path)))}"
+            name = "lfi_user_" + hashlib.sha1(str(path).encode()).hexdigest()[:12]
             spec = importlib.util.spec_from_file_location(name, path)
             module = importlib.util.module_from_spec(spec)
             sys.modules[name] = module
