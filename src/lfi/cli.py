@@ -1,5 +1,5 @@
 """The ``lfi`` command: ``lfi demo``, ``lfi run TASK ...``, ``lfi tasks``, ``lfi simulate``,
-``lfi store info``, ``lfi train``."""
+``lfi store info``, ``lfi train``, ``lfi bench``."""
 
 from __future__ import annotations
 
@@ -187,6 +187,54 @@ def _train(args: argparse.Namespace) -> int:
     return 0
 
 
+def _numbers(text: str) -> list[int]:
+    out: list[int] = []
+    for part in text.split(","):
+        lo, sep, hi = part.partition("-")
+        out += list(range(int(lo), int(hi) + 1)) if sep else [int(float(lo))]
+    return out
+
+
+def _bench(args: argparse.Namespace) -> int:
+    from lfi import tasks
+    from lfi.bench_grid import bench
+
+    names = tasks.names() if args.tasks == "sbibm" else args.tasks.split(",")
+    if args.tasks == "sbibm":
+        from lfi.bench_grid import _sbibm
+
+        names = [n for n in names if n in _sbibm()["10000"]]
+    rows = bench(
+        names,
+        args.methods.split(","),
+        _numbers(args.budgets),
+        _numbers(args.observations),
+        args.out,
+        seed=args.seed,
+        num_samples=args.samples,
+        progress=not args.quiet,
+        **dict(args.option),
+    )
+    print((Path(args.out) / "summary.md").read_text())
+    print(f"{len(rows)} rows in {args.out}/results.csv; plot {args.out}/c2st.png")
+    return 0
+
+
+def _bench_command(sub) -> None:
+    text = "tasks × methods × budgets × observations: C2ST table beside sbibm (resumable)"
+    b = sub.add_parser("bench", help=text, description=text)
+    b.add_argument("--tasks", default="sbibm", help="comma-separated, or 'sbibm' (all ten)")
+    b.add_argument("--methods", default="npe,nle,nre")
+    b.add_argument("--budgets", default="1000,10000", help="e.g. 1000,10000")
+    b.add_argument("--observations", default="1-10", help="e.g. 1-10 or 1,3")
+    b.add_argument("--out", default="lfi-bench")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--samples", type=int, default=10_000, help="posterior samples per C2ST")
+    b.add_argument("--option", type=_option, action="append", default=[], metavar="K=V")
+    b.add_argument("--quiet", action="store_true")
+    b.set_defaults(func=_bench)
+
+
 def _campaign_commands(sub) -> None:
     text = "run or resume a simulation campaign into a store"
     sim = sub.add_parser("simulate", help=text, description=text)
@@ -258,6 +306,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sub.add_parser("tasks", help="list the benchmark tasks").set_defaults(func=_tasks)
     _campaign_commands(sub)
+    _bench_command(sub)
     return parser
 
 

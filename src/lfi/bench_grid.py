@@ -1,0 +1,188 @@
+"""``lfi bench``: tasks × methods × budgets × observations → a CSV, a table beside sbibm, a plot.
+
+Each (task, method, budget) is trained once (amortised methods; sequential and ABC methods run
+anew at each observation, as in sbibm) and scored by C2ST against the task's reference
+posterior at each observation (:func:`lfi.bench.run_task`). Every finished observation is
+appended to ``OUT/results.csv`` at once (flushed to disk), and a rerun skips what the CSV
+already holds (same seed and options), so an interrupted grid resumes; a cell with some
+observations missing is retrained with the same seed (the same network) and scores only those.
+``OUT/summary.md`` puts the mean C2ST of each cell (this run's seed and options) beside sbibm's published figure
+(Lueckmann et al. 2021, arXiv:2101.04653; ``lfi/data/sbibm_c2st.json``) and ``OUT/c2st.png``
+draws C2ST against the budget per task.
+
+>>> sbibm_c2st("two_moons", "npe", 10_000)
+0.606
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+from collections import defaultdict
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from lfi import tasks as task_registry
+from lfi.bench import run_task
+
+__all__ = ["FIELDS", "bench", "sbibm_c2st", "summarize"]
+
+_SBIBM_NAMES = {
+    "npe": "NPE",
+    "nle": "NLE",
+    "nre": "NRE",
+    "snpe": "SNPE",
+    "snle": "SNLE",
+    "snre": "SNRE",
+    "rejection_abc": "REJ-ABC",
+    "smc_abc": "SMC-ABC",
+}
+FIELDS = [
+    "task", "method", "budget", "observation", "seed", "options", "c2st",
+    "seconds_simulate", "seconds_train", "seconds_sample", "seconds_score", "epochs",
+]  # fmt: skip
+
+
+def _sbibm() -> dict:
+    text = resources.files("lfi").joinpath("data/sbibm_c2st.json").read_text()
+    return json.loads(text)["c2st"]
+
+
+def sbibm_c2st(task: str, method: str, budget: int) -> float | None:
+    """sbibm's published mean C2ST (observations 1-10) for a task, method and budget, if any."""
+    name = _SBIBM_NAMES.get(str(method).lower())
+    return _sbibm().get(str(int(budget)), {}).get(task, {}).get(name) if name else None
+
+
+def _key(row: dict) -> tuple:
+    return (row["task"], row["method"], int(row["budget"]), int(row["observation"]),
+            int(row["seed"]), row["options"])  # fmt: skip
+
+
+def _read(path: Path) -> list[dict]:
+    if not path.is_file():
+        return []
+    with open(path, newline="") as f:
+        return list(csv.DictReader(f))
+
+
+def bench(
+    tasks: list[str],
+    methods: list[str],
+    budgets: list[int],
+    observations: list[int],
+    out: str | os.PathLike[str],
+    *,
+    seed: int = 0,
+    num_samples: int = 10_000,
+    progress: bool = True,
+    **options: Any,
+) -> list[dict]:
+    """Run (or resume) the grid; returns all rows of ``OUT/results.csv``. ``options`` go to
+    every method (e.g. ``max_epochs``); they are part of a row's identity."""
+    for name in tasks:
+        task_registry.get(name)  # a bad task name fails before any work
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    path, opts = out / "results.csv", json.dumps(options, sort_keys=True)
+    done = {_key(r) for r in _read(path)}
+    cells = [(t, m, int(b)) for t in tasks for m in methods for b in budgets]
+    bar = tqdm(total=len(cells) * len(observations), desc="bench", unit="obs",
+               disable=not progress)  # fmt: skip
+    new_file = not path.is_file()
+    with open(path, "a", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS)
+        if new_file:
+            writer.writeheader()
+        for t, m, b in cells:
+            row0 = {"task": t, "method": m, "budget": b, "seed": seed, "options": opts}
+            todo = [k for k in observations if _key({**row0, "observation": k}) not in done]
+            bar.update(len(observations) - len(todo))
+            if not todo:
+                continue
+            bar.set_postfix_str(f"{t} {m} {b}")
+            result = run_task(t, m, num_simulations=b, observations=todo, seed=seed,
+                              num_samples=num_samples, progress=False, **options)  # fmt: skip
+            metrics, c2st = result.metrics, result.c2st
+            for k in todo:
+                row = {**row0, "observation": k, "c2st": c2st.get(k)}
+                row.update({name: metrics.get(name) for name in FIELDS[7:]})
+                writer.writerow(row)
+                f.flush()
+                os.fsync(f.fileno())
+                bar.update(1)
+            scores = [c2st[k] for k in todo if c2st.get(k) is not None]
+            if scores and progress:
+                tqdm.write(f"{t} · {m} · {b}: C2ST {np.mean(scores):.3f} over {len(scores)} obs")
+    bar.close()
+    rows = _read(path)
+    summarize([r for r in rows if r["seed"] == str(seed) and r["options"] == opts], out)
+    return rows
+
+
+def summarize(rows: list[dict], out: str | os.PathLike[str]) -> str:
+    """Write ``summary.md`` (mean C2ST per cell beside sbibm's) and ``c2st.png``; return the
+    markdown."""
+    out = Path(out)
+    cells: dict[tuple, list[float]] = defaultdict(list)
+    for r in rows:
+        if r.get("c2st") not in (None, ""):
+            cells[(r["task"], r["method"], int(r["budget"]))].append(float(r["c2st"]))
+    tasks = sorted({c[0] for c in cells})
+    methods = sorted({c[1] for c in cells})
+    budgets = sorted({c[2] for c in cells})
+    lines = ["# lfi bench: mean C2ST (observations scored) beside sbibm's published mean", ""]
+    for b in budgets:
+        lines += [f"## {b} simulations", ""]
+        head = " | ".join(f"{m} lfi | {m} sbibm" for m in methods)
+        lines += [f"| task | {head} |", "|---" * (1 + 2 * len(methods)) + "|"]
+        for t in tasks:
+            cols = []
+            for m in methods:
+                vals = cells.get((t, m, b))
+                ref = sbibm_c2st(t, m, b)
+                cols.append(f"{np.mean(vals):.3f} ({len(vals)})" if vals else "–")
+                cols.append(f"{ref:.3f}" if ref is not None else "–")
+            lines.append(f"| {t} | " + " | ".join(cols) + " |")
+        lines.append("")
+    text = "\n".join(lines)
+    (out / "summary.md").write_text(text)
+    if cells:
+        _plot(cells, tasks, methods, budgets, out / "c2st.png")
+    return text
+
+
+def _plot(cells, tasks, methods, budgets, path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    cols = min(5, len(tasks))
+    rows = -(-len(tasks) // cols)
+    fig, axes = plt.subplots(rows, cols, figsize=(3.2 * cols, 2.8 * rows), squeeze=False)
+    colors = plt.rcParams["axes.prop_cycle"].by_key()["color"]
+    for ax, t in zip(axes.flat, tasks):
+        for i, m in enumerate(methods):
+            c = colors[i % len(colors)]
+            pts = [(b, np.mean(cells[(t, m, b)])) for b in budgets if (t, m, b) in cells]
+            if pts:
+                ax.plot(*zip(*pts), "o-", color=c, label=f"{m} (lfi)")
+            ref = [(b, sbibm_c2st(t, m, b)) for b in budgets if sbibm_c2st(t, m, b) is not None]
+            if ref:
+                ax.plot(*zip(*ref), "s--", color=c, alpha=0.5, label=f"{m} (sbibm)")
+        ax.set(xscale="log", ylim=(0.45, 1.02), title=t, xlabel="simulations")
+        ax.axhline(0.5, color="0.7", lw=0.8)
+    for ax in list(axes.flat)[len(tasks) :]:
+        ax.axis("off")
+    axes[0, 0].set_ylabel("C2ST (0.5 = reference)")
+    axes[0, 0].legend(fontsize=7)
+    fig.suptitle("C2ST vs simulation budget: lfi (solid) and sbibm's published means (dashed)")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)

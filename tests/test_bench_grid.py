@@ -1,0 +1,61 @@
+"""lfi bench: the grid's CSV, its resume, the table beside sbibm and the plot."""
+
+import csv
+
+import matplotlib.image as mpimg
+import numpy as np
+
+import lfi.bench_grid as grid
+from lfi.cli import main
+
+
+def test_sbibm_figures_are_the_published_ones():
+    # three spot checks against sbibm's main_paper.csv (../shared/anchors/sbibm_c2st.md)
+    assert grid.sbibm_c2st("two_moons", "npe", 10_000) == 0.606
+    assert grid.sbibm_c2st("slcp", "nle", 1000) == 0.946
+    assert grid.sbibm_c2st("sir", "rejection_abc", 100_000) == 0.713
+    assert grid.sbibm_c2st("galton", "npe", 1000) is None
+
+
+def test_grid_resumes_without_recomputing_finished_cells(tmp_path, monkeypatch):
+    calls = []
+
+    class Result:
+        def __init__(self, obs):
+            self.c2st = {k: 0.5 + 0.01 * k for k in obs}
+            self.metrics = {"seconds_train": 1.0, "epochs": 3}
+
+    def fake_run_task(task, method, *, num_simulations, observations, seed, **kw):
+        calls.append((task, method, num_simulations, tuple(observations)))
+        return Result(observations)
+
+    monkeypatch.setattr(grid, "run_task", fake_run_task)
+    args = (["two_moons"], ["npe", "nre"], [1000], [1, 2], tmp_path)
+    grid.bench(*args, progress=False, max_epochs=3)
+    assert len(calls) == 2
+    grid.bench(["two_moons"], ["npe", "nre"], [1000], [1, 2, 3], tmp_path, progress=False,
+               max_epochs=3)  # fmt: skip
+    assert calls[2:] == [("two_moons", "npe", 1000, (3,)), ("two_moons", "nre", 1000, (3,))]
+    grid.bench(*args, progress=False, max_epochs=4)  # other options: other rows
+    assert len(calls) == 6
+    with open(tmp_path / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert len(rows) == 10 and {r["observation"] for r in rows} == {"1", "2", "3"}
+    summary = (tmp_path / "summary.md").read_text()
+    # this run's rows only (observations 1, 2 with max_epochs=4), beside sbibm's NPE at 10^3
+    assert "| two_moons | 0.515 (2) | 0.725 |" in summary
+
+
+def test_cli_bench_end_to_end(tmp_path, capsys):
+    out = tmp_path / "b"
+    argv = ["bench", "--tasks", "gaussian_linear", "--methods", "npe", "--budgets", "500",
+            "--observations", "1", "--samples", "500", "--out", str(out), "--quiet",
+            "--option", "max_epochs=3"]  # fmt: skip
+    assert main(argv) == 0
+    text = capsys.readouterr().out
+    assert "| gaussian_linear |" in text and "1 rows" in text
+    with open(out / "results.csv") as f:
+        (row,) = list(csv.DictReader(f))
+    assert 0.5 <= float(row["c2st"]) <= 1.0
+    img = mpimg.imread(out / "c2st.png")
+    assert img.shape[0] > 100 and np.std(img) > 0
