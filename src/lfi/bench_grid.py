@@ -6,9 +6,9 @@ posterior at each observation (:func:`lfi.bench.run_task`). Every finished obser
 appended to ``OUT/results.csv`` at once (flushed to disk), and a rerun skips what the CSV
 already holds (same seed and options), so an interrupted grid resumes; a cell with some
 observations missing is retrained with the same seed (the same network) and scores only those.
-``OUT/summary.md`` puts the mean C2ST of each cell (this run's seed and options) beside sbibm's published figure
-(Lueckmann et al. 2021, arXiv:2101.04653; ``lfi/data/sbibm_c2st.json``) and ``OUT/c2st.png``
-draws C2ST against the budget per task.
+``OUT/summary.md`` puts the mean C2ST of each cell (this run's seed and options) beside
+sbibm's published figure (Lueckmann et al. 2021, arXiv:2101.04653;
+``lfi/data/sbibm_c2st.json``) and ``OUT/c2st.png`` draws C2ST against the budget per task.
 
 >>> sbibm_c2st("two_moons", "npe", 10_000)
 0.606
