@@ -2,7 +2,6 @@
 
 import time
 
-
 import lfi
 
 prior = lfi.BoxUniform([0.0], [1.0])
