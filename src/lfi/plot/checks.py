@@ -78,8 +78,8 @@ def predictive(
 
 def loss_curves(history: Any, path: PathLike = None, title: str | None = None) -> Figure:
     """Training and validation loss per epoch, with the best (kept) epoch marked. ``history``:
-    a :class:`lfi.train.History`, its ``to_dict()``, or a fitted posterior (``.history``;
-    posteriors read back by ``lfi.load`` keep none).
+    a :class:`lfi.train.History`, its ``to_dict()``, or a trained posterior (``.history``,
+    kept by ``save`` and ``lfi.load``).
 
     >>> from lfi.train import History
     >>> fig = loss_curves(History(train_loss=[3.0, 2.0, 1.5], val_loss=[3.1, 2.2, 2.3],
