@@ -90,7 +90,7 @@ def loss_curves(history: Any, path: PathLike = None, title: str | None = None) -
     if hasattr(history, "history") and not hasattr(history, "train_loss"):
         history = history.history
     if history is None:
-        raise ValueError("history: none recorded (a posterior read back by lfi.load keeps none)")
+        raise ValueError("history: none recorded (this posterior was not trained by lfi's loop)")
     data = history if isinstance(history, dict) else history.to_dict()
     train, val = np.asarray(data["train_loss"], float), np.asarray(data["val_loss"], float)
     if train.size == 0:
