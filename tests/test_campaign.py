@@ -220,3 +220,13 @@ def test_cli_store_info_json(tmp_path, reference):
     info = json.loads(out.stdout)
     assert {k: info[k] for k in ("done", "failed", "nonfinite", "pending")} == reference.counts()
     assert info["damaged_chunks"] == [] and info["provenance"]["seed"] == SEED
+
+
+def test_a_scheduler_address_works_like_a_client(tmp_path, reference, dask_client):
+    """``lfi simulate --cluster tcp://host:port`` and run_campaign(cluster="tcp://...")."""
+    address = dask_client.scheduler.address
+    assert address.startswith("tcp://")
+    store = run_campaign(
+        SIM, None, N, tmp_path, seed=SEED, chunk_size=CHUNK, cluster=address, progress=False
+    )
+    assert_same_rows(store, reference)
