@@ -13,13 +13,14 @@ ABC (Pritchard et al. 1999; Beaumont, Zhang & Balding 2002; review: Sisson, Fan 
 p_ε(θ | x_o) ∝ ∫ 1[d(s(x), s(x_o)) < ε] p(x | θ) p(θ) dx. The summary s is the sorted distances:
 the throws are i.i.d., so their order carries nothing about θ and sorting loses no information.
 Rejection ABC from one set of prior simulations shows the trade-off of the lecture, "very
-inefficient or very approximate": keeping the closest 10% is cheap and close to the prior,
-keeping the closest 0.1% is sharper but rests on a handful of draws. SMC-ABC (ABC population
-Monte Carlo, Beaumont et al. 2009, arXiv:0805.2256) shrinks ε over rounds and spends the
-simulations near the posterior.
+inefficient or very approximate": keeping the closest 10% gives many draws from a wide ε that
+spill outside the exact posterior, keeping the closest 0.1% is closer but rests on a handful of
+draws. SMC-ABC (ABC population Monte Carlo, Beaumont et al. 2009, arXiv:0805.2256) shrinks ε
+over rounds and spends the simulations near the posterior.
 
-The figure: one panel per run, the exact posterior's 68% and 95% regions (black contours) under
-the ABC draws, each titled with ε, the simulations spent and the C2ST against exact draws (0.5:
+The figure: one panel per run, the exact posterior's 68% and 95% regions (grey) under the ABC
+draws, each titled with ε, the simulations spent, the share of draws inside the exact 95%
+region and the C2ST against exact draws (full budget only, it is slow; 0.5:
 indistinguishable, 1: disjoint; Lopez-Paz & Oquab, arXiv:1610.06545). Printed: the same, and
 each run's posterior mean ± sd beside the exact one.
 """

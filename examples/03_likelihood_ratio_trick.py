@@ -6,8 +6,8 @@ By the Neyman–Pearson lemma the best statistic to tell two hypotheses apart is
 ratio r(x) = p(x | θ1) / p(x | θ0). A simulator cannot evaluate it, but it can produce examples
 of both classes, and a classifier trained by binary cross-entropy on equally many x ~ p(x | θ0)
 (label 0) and x ~ p(x | θ1) (label 1) converges to s(x) = p(θ1 | x) = σ(log r(x)): its logit
-is the log likelihood ratio (Cranmer, Pavez & Louppe 2015, arXiv:1506.02169; ``lfi.
-ClassifierRatio``).
+is the log likelihood ratio (Cranmer, Pavez & Louppe 2015, arXiv:1506.02169;
+``lfi.ClassifierRatio``).
 
 The simulator is the lecture's chain (``lfi.tasks.get("particle_chain")``): a particle of energy
 z_p ~ N(θ, 0.5²) showers into z_h ~ Poisson(2 exp(z_p / 2)) secondaries, and the detector reads

@@ -20,8 +20,8 @@ posterior is Normal–Normal conjugate in each coordinate (``lfi.conjugate.Norma
 1). Four posteriors go through the same checks (``lfi.diagnostics.sbc``, ``expected_coverage``,
 ``tarp``): the exact one, NPE trained on this simulator (step 5), and the exact one made
 over-confident (standard deviations × 0.6) and under-confident (× 1.6), to show what failing
-looks like. A posterior predictive check of NPE at one observation (``lfi.diagnostics.
-posterior_predictive``, drawn by ``lfi.plot.predictive``) is written beside.
+looks like. A posterior predictive check of NPE at one observation
+(``lfi.diagnostics.posterior_predictive``, drawn by ``lfi.plot.predictive``) is written beside.
 
 The figure: one row per posterior; SBC rank ECDF − uniform with its 95% band, HPD coverage
 against the credibility level with ±2 standard errors, and TARP's coverage curve with its KS
