@@ -20,6 +20,7 @@ from lfi.methods.scandal import SCANDAL
 from lfi.methods.sequential import sequential
 from lfi.posteriors.base import Posterior
 from lfi.posteriors.direct import DirectPosterior
+from lfi.posteriors.ensemble import Ensemble, EnsemblePosterior
 from lfi.posteriors.samples import ParticlePosterior
 from lfi.posteriors.tractable import LikelihoodPosterior
 from lfi.posteriors.unnormalized import UnnormalizedPosterior
@@ -34,6 +35,8 @@ __all__ = [
     "CARL",
     "ClassifierRatio",
     "DirectPosterior",
+    "Ensemble",
+    "EnsemblePosterior",
     "GoldData",
     "GoldRatio",
     "History",

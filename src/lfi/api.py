@@ -17,6 +17,7 @@ from lfi.methods.registry import get_method
 from lfi.methods.scandal import SCANDAL
 from lfi.methods.sequential import SEQUENTIAL, sequential
 from lfi.posteriors.direct import DirectPosterior
+from lfi.posteriors.ensemble import Ensemble, EnsemblePosterior
 from lfi.posteriors.io import read_archive
 from lfi.posteriors.samples import ParticlePosterior
 from lfi.posteriors.unnormalized import UnnormalizedPosterior
@@ -32,6 +33,7 @@ _LOADERS = {
     "GoldRatio": GoldRatio.load,
     "SCANDAL": SCANDAL.load,
     "ParticlePosterior": ParticlePosterior.load,
+    "EnsemblePosterior": EnsemblePosterior.load,
 }
 
 
@@ -48,6 +50,7 @@ def infer(
     store: Any = None,
     workers: int | None = None,
     cluster: Any = None,
+    ensemble: int | None = None,
     **options: Any,
 ) -> Any:
     """Simulate ``num_simulations`` from the prior, train ``method``, return its posterior.
@@ -71,6 +74,10 @@ def infer(
     for validation. ``checkpoint=PATH`` makes the
     training itself resumable (see :func:`lfi.train.fit`).
 
+    ``ensemble=K`` trains K members of an amortised method ("npe", "nle", "nre"…) on the same
+    simulations (seeds ``fold_in(seed, k)``) and returns their equal-weight mixture, an
+    :class:`lfi.posteriors.ensemble.EnsemblePosterior` (arXiv:2208.13624).
+
     >>> import lfi, numpy as np
     >>> prior = lfi.BoxUniform([0.0, 0.0], [2.0, 2.0])
     >>> sim = lambda theta, rng: theta + 0.1 * rng.standard_normal(theta.shape)
@@ -82,6 +89,8 @@ def infer(
     name = str(method).lower()
     if name in ("npe", "nle", "nre") and num_rounds > 1:
         name = "s" + name
+    if ensemble is not None and (name in SEQUENTIAL or name in ABC_METHODS or name in GOLD_METHODS):
+        raise ValueError(f"ensemble: method {name!r} has no ensemble form; use an amortised one")
     if name in SEQUENTIAL:
         if x_o is None:
             raise ValueError(f"x_o: method {name!r} runs rounds at one observation; give x_o")
@@ -103,6 +112,8 @@ def infer(
     if name in GOLD_METHODS:
         return mine(simulator, prior, name, num_simulations, seed, progress=progress, **options)
     estimator_cls = get_method(name)  # fail on a bad name before simulating
+    if ensemble is not None:
+        estimator_cls = _ensemble_of(estimator_cls, ensemble)
     if store is not None:
         return _infer_store(
             simulator, prior, estimator_cls, num_simulations, seed, store, workers, cluster,
@@ -135,6 +146,11 @@ def _infer_store(simulator, prior, estimator_cls, n, seed, path, workers, cluste
 
 
 _STREAM_BYTES = 2**30
+
+
+def _ensemble_of(estimator_cls: Callable, num_members: int) -> Callable:
+    """A factory like ``estimator_cls`` whose estimator trains an ensemble of it."""
+    return lambda prior, **opts: Ensemble(estimator_cls(prior, **opts), num_members)
 
 
 def load(path: str) -> Any:

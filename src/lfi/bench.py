@@ -24,6 +24,7 @@ from lfi.methods.abc import ABC_METHODS, abc
 from lfi.methods.mining import GOLD_METHODS, mine
 from lfi.methods.registry import get_method
 from lfi.methods.sequential import SEQUENTIAL, sequential
+from lfi.posteriors.ensemble import Ensemble
 from lfi.simulate import simulate
 
 
@@ -50,12 +51,14 @@ def run_task(
     num_samples: int = 10_000,
     score: bool = True,
     progress: bool = True,
+    ensemble: int | None = None,
     **options: Any,
 ) -> RunResult:
     """Simulate, train ``method``, sample at each observation and score C2ST vs the reference.
 
     Each observation k gets its own sampling seed; the reference posterior of k is drawn with
-    lfi's own exact/MCMC reference sampler of the task.
+    lfi's own exact/MCMC reference sampler of the task. ``ensemble=K`` trains K members of an
+    amortised method and scores their mixture (:class:`lfi.posteriors.ensemble.Ensemble`).
     """
     method = str(method).lower()
     task_obj = task_registry.get(task)
@@ -63,6 +66,10 @@ def run_task(
     key_sim, key_fit, key_sample = jax.random.split(as_key(seed), 3)
     if method in ("npe", "nle", "nre") and options.get("num_rounds", 1) > 1:
         method = "s" + method
+    if ensemble is not None and (
+        method in SEQUENTIAL or method in ABC_METHODS or method in GOLD_METHODS
+    ):
+        raise ValueError(f"ensemble: method {method!r} has no ensemble form; use an amortised one")
     if method in SEQUENTIAL or method in ABC_METHODS:  # anew at each observation
         return _run_sequential(
             task_obj,
@@ -84,6 +91,8 @@ def run_task(
         )
     else:
         estimator = get_method(method)(task_obj.prior, progress=progress, **options)
+        if ensemble is not None:
+            estimator = Ensemble(estimator, ensemble)
         t0 = time.perf_counter()
         theta, x = simulate(
             task_obj.simulator, task_obj.prior, num_simulations, seed=key_sim, progress=progress
@@ -108,6 +117,7 @@ def run_task(
         first_epoch_seconds=history.epoch_seconds[0] if history else None,
         best_val_loss=min(history.val_loss) if history else None,
         options=options,
+        ensemble=ensemble,
     )
     return result
 

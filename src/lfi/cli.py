@@ -33,8 +33,9 @@ def _write_outputs(result, task, out: Path) -> None:
 
 def _summary(m: dict) -> str:
     c2st = ", ".join(f"obs {k}: {v:.3f}" for k, v in m["c2st"].items())
+    ens = f" · ensemble of {m['ensemble']}" if m.get("ensemble") else ""
     lines = [
-        f"{m['task']} · {m['method']} · {m['num_simulations']} simulations",
+        f"{m['task']} · {m['method']}{ens} · {m['num_simulations']} simulations",
         f"  C2ST vs reference (0.5 is perfect): {c2st or 'not scored'}",
     ]
     if m.get("epochs"):
@@ -69,6 +70,7 @@ def _run(args: argparse.Namespace) -> int:
         score=not args.no_c2st,
         progress=not args.quiet,
         **({"num_rounds": args.rounds} if args.rounds else {}),
+        **({"ensemble": args.ensemble} if args.ensemble else {}),
     )
     out = Path(args.out)
     _write_outputs(result, task, out)
@@ -214,6 +216,7 @@ def _bench(args: argparse.Namespace) -> int:
         num_samples=args.samples,
         progress=not args.quiet,
         **dict(args.option),
+        **({"ensemble": args.ensemble} if args.ensemble else {}),
     )
     print((Path(args.out) / "summary.md").read_text())
     print(f"{len(rows)} rows in {args.out}/results.csv; plot {args.out}/c2st.png")
@@ -231,6 +234,8 @@ def _bench_command(sub) -> None:
     b.add_argument("--seed", type=int, default=0)
     b.add_argument("--samples", type=int, default=10_000, help="posterior samples per C2ST")
     b.add_argument("--option", type=_option, action="append", default=[], metavar="K=V")
+    b.add_argument("--ensemble", type=int, default=None, metavar="K",
+                   help="ensembles of K members (same as --option ensemble=K)")  # fmt: skip
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=_bench)
 
@@ -285,6 +290,8 @@ def _parser() -> argparse.ArgumentParser:
         names = sorted([*METHODS, *SEQUENTIAL, *ABC_METHODS, *GOLD_METHODS])
         p.add_argument("--method", default="npe", choices=names)
         p.add_argument("--rounds", type=int, default=None, help="rounds (sequential methods)")
+        p.add_argument("--ensemble", type=int, default=None, metavar="K",
+                       help="train K members and sample their mixture")  # fmt: skip
         p.add_argument("--simulations", type=int, default=10_000)
         p.add_argument("--observation", type=int, default=1, help="observation number, 1-10")
         p.add_argument("--seed", type=int, default=0)
