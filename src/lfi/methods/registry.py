@@ -9,8 +9,10 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable
 
+from lfi.methods.fmpe import FMPE
 from lfi.methods.nle import NLE
 from lfi.methods.npe import NPE
+from lfi.methods.npse import NPSE
 from lfi.methods.nre import NRE
 
 METHODS: dict[str, Callable] = {
@@ -21,6 +23,8 @@ METHODS: dict[str, Callable] = {
     "nre": functools.partial(NRE, variant="b"),  # as in sbi, NRE means NRE-B
     "nre_c": functools.partial(NRE, variant="c"),
     "bnre": functools.partial(NRE, variant="bnre"),
+    "fmpe": FMPE,
+    "npse": NPSE,
 }
 
 
