@@ -57,6 +57,12 @@ class NLE:
         if not isinstance(prior, Prior):
             raise TypeError(f"prior: expected an lfi prior, got {type(prior).__name__}")
         train, self.sampler_options, net = split_options(dict(options))
+        if net.get("embedding") is not None:
+            raise ValueError(
+                "embedding: NLE models the density of x itself (its condition is θ), so it "
+                "takes no embedding of x; use NPE or NRE"
+            )
+        net.pop("embedding", None)
         self.prior, self.progress = prior, progress
         self.flow_options = {"kind": flow, **net}
         flow_config(1, 1, **self.flow_options)  # validate names and kind now

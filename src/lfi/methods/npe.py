@@ -24,6 +24,7 @@ import paramax
 
 from lfi._rng import Seed, as_key
 from lfi.methods.store_data import StoreBlocks, is_store
+from lfi.nets.embeddings import normalize_embedding, trial_dim
 from lfi.nets.flows import build_flow, flow_config
 from lfi.posteriors.direct import DirectPosterior, Standardizer
 from lfi.priors import Prior
@@ -52,8 +53,12 @@ def npe_loss(flow: Any, batch: tuple, key: Any) -> Any:
     return -jnp.mean(paramax.unwrap(flow).log_prob(z_theta, z_x))
 
 
-def check_training_data(prior: Prior, theta: Any, x: Any) -> tuple[np.ndarray, np.ndarray]:
-    """Validate shapes, drop non-finite rows with a warning, reject θ outside the prior."""
+def check_training_data(
+    prior: Prior, theta: Any, x: Any, padded: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """Validate shapes, drop non-finite rows with a warning, reject θ outside the prior.
+    ``padded``: NaN in x is set padding (a DeepSets embedding masks it); only rows with inf,
+    or with x all NaN, are dropped."""
     theta, x = np.asarray(theta, np.float32), np.asarray(x, np.float32)
     if theta.ndim == 1 and prior.dim == 1:
         theta = theta[:, None]
@@ -63,7 +68,17 @@ def check_training_data(prior: Prior, theta: Any, x: Any) -> tuple[np.ndarray, n
         raise ValueError(f"theta: expected shape (n, {prior.dim}), got {theta.shape}")
     if x.ndim != 2 or x.shape[0] != theta.shape[0]:
         raise ValueError(f"x: expected shape ({theta.shape[0]}, dim_x), got {x.shape}")
-    theta, x = finite_rows(theta, x)
+    if padded:  # NaN in x is padding: drop rows with non-finite θ, inf in x, or x all NaN
+        ok = np.all(np.isfinite(theta), 1) & ~np.any(np.isinf(x), 1) & ~np.all(np.isnan(x), 1)
+        if not ok.all():
+            warnings.warn(
+                f"excluded {int((~ok).sum())} of {ok.size} simulations with NaN/inf values "
+                "from training",
+                stacklevel=3,
+            )
+        theta, x = theta[ok], x[ok]
+    else:
+        theta, x = finite_rows(theta, x)
     outside = ~np.asarray(prior.in_support(theta))
     if outside.any():
         raise ValueError(
@@ -75,9 +90,13 @@ def check_training_data(prior: Prior, theta: Any, x: Any) -> tuple[np.ndarray, n
     return theta, x
 
 
-def train_standardized(estimator: Any, theta: Any, x: Any, seed: Seed, build: Any, loss: Any):
+def train_standardized(
+    estimator: Any, theta: Any, x: Any, seed: Seed, build: Any, loss: Any, trials: int | None = None
+):
     """The fit shared by NPE, NLE and NRE: check the data, z-score θ (in the prior's
     unconstrained space) and x, ``build(dim_x, key) -> (config, net)``, train with the one loop.
+    ``trials``: x is a set of trials of this size each (a DeepSets embedding), NaN-padded; x is
+    then z-scored with statistics pooled over trials, keeping the estimator order-invariant.
     ``theta`` may be a simulation store (``x=None``): it is streamed in blocks of
     ``block_rows`` rows (:class:`lfi.methods.store_data.StoreBlocks`).
     Sets ``estimator.history``; returns ``(trained, standardizer, config, dim_x)``."""
@@ -95,9 +114,11 @@ def train_standardized(estimator: Any, theta: Any, x: Any, seed: Seed, build: An
         )
         stand, dim_x = data.standardizer, data.dim_x
     else:
-        theta, x = check_training_data(prior, theta, x)
+        theta, x = check_training_data(prior, theta, x, padded=trials is not None)
         u = np.asarray(prior.to_unconstrained(theta))
-        stand, dim_x = Standardizer.fit(u, x), x.shape[1]
+        stand, dim_x = Standardizer.fit(u, np.nan_to_num(x)), x.shape[1]
+        if trials is not None:
+            stand = _pooled(stand, x, trials)
         data = (stand.z_theta(jnp.asarray(u)), stand.z_x(jnp.asarray(x)))
     config, net = build(dim_x, key)
     trained, estimator.history = fit(
@@ -111,12 +132,26 @@ def train_standardized(estimator: Any, theta: Any, x: Any, seed: Seed, build: An
     return trained, stand, config, dim_x
 
 
+def _pooled(stand: Standardizer, x: np.ndarray, trials: int) -> Standardizer:
+    """``stand`` with x's mean and sd per trial feature, pooled over trials and tiled."""
+    if x.shape[1] % trials:
+        raise ValueError(f"x: {x.shape[1]} values per row, not a multiple of trial_dim={trials}")
+    sets = x.reshape(len(x), -1, trials).astype(np.float64)
+    mean, std = np.nanmean(sets, (0, 1)), np.nanstd(sets, (0, 1))
+    std = np.where(std < 1e-8, 1.0, std)
+    reps = x.shape[1] // trials
+    tile = lambda a: jnp.asarray(np.tile(a, reps), jnp.float32)  # noqa: E731
+    return Standardizer(stand.theta_mean, stand.theta_std, tile(mean), tile(std))
+
+
 class NPE:
     """Neural posterior estimation; ``NPE(prior).fit(theta, x, seed=0)`` returns a posterior.
 
     Flow options: ``flow`` ("nsf" or "maf"), ``flow_layers``, ``nn_width``, ``nn_depth``,
-    ``knots``, ``interval``. Training options: ``batch_size``, ``learning_rate``, ``max_epochs``,
-    ``patience``, ``validation_fraction``, ``clip_norm``, ``progress``.
+    ``knots``, ``interval``; ``embedding`` ("mlp", "deepset", "cnn1d" or a dict with sizes, see
+    :mod:`lfi.nets.embeddings`) trained jointly with the flow. Training options:
+    ``batch_size``, ``learning_rate``, ``max_epochs``, ``patience``, ``validation_fraction``,
+    ``clip_norm``, ``progress``.
     """
 
     def __init__(self, prior: Prior, *, flow: str = "nsf", progress: bool = True, **options: Any):
@@ -124,8 +159,10 @@ class NPE:
             raise TypeError(f"prior: expected an lfi prior, got {type(prior).__name__}")
         train = {k: options.pop(k) for k in list(options) if k in TRAIN_DEFAULTS}
         self.prior, self.progress = prior, progress
+        self.embedding = normalize_embedding(options.pop("embedding", None))
         self.flow_options = {"kind": flow, **options}
         flow_config(1, 1, **self.flow_options)  # validate names and kind now
+        self.flow_options["embedding"] = self.embedding
         self.train_options = {**TRAIN_DEFAULTS, **train}
         self.history = None
 
@@ -134,5 +171,7 @@ class NPE:
             config = flow_config(self.prior.dim, dim_x, **self.flow_options)
             return config, build_flow(config, key)
 
-        trained, stand, config, dim_x = train_standardized(self, theta, x, seed, build, npe_loss)
+        trials = trial_dim(self.embedding)
+        fitted = train_standardized(self, theta, x, seed, build, npe_loss, trials)
+        trained, stand, config, dim_x = fitted
         return DirectPosterior(self.prior, trained, stand, config, dim_x, self.history, "npe")

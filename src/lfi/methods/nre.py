@@ -36,6 +36,7 @@ from lfi._rng import Seed
 from lfi.methods.nle import split_options, unnormalized_posterior
 from lfi.methods.npe import TRAIN_DEFAULTS, train_standardized
 from lfi.nets.classifiers import build_classifier, classifier_config
+from lfi.nets.embeddings import normalize_embedding, trial_dim
 from lfi.posteriors.unnormalized import UnnormalizedPosterior
 from lfi.priors import Prior
 
@@ -100,7 +101,9 @@ class NRE:
 
     ``variant``: "a", "b" (default, as sbi's ``NRE``), "c" or "bnre"; ``num_atoms`` (b, c),
     ``gamma`` (c), ``regularization`` (bnre). Classifier options: ``classifier`` ("resnet" or
-    "mlp"), ``width``, ``depth``. Training and sampler options as :class:`lfi.NLE`.
+    "mlp"), ``width``, ``depth``; ``embedding`` of x ("mlp", "deepset", "cnn1d" or a dict with
+    sizes, see :mod:`lfi.nets.embeddings`), trained jointly. Training and sampler options as
+    :class:`lfi.NLE`.
     """
 
     def __init__(
@@ -125,8 +128,10 @@ class NRE:
             raise ValueError(f"gamma: expected a positive number, got {gamma}")
         train, self.sampler_options, net = split_options(dict(options))
         self.prior, self.progress, self.variant = prior, progress, variant
+        self.embedding = normalize_embedding(net.pop("embedding", None))
         self.classifier_options = {"kind": classifier, **net}
         classifier_config(1, 1, **self.classifier_options)  # validate names now
+        self.classifier_options["embedding"] = self.embedding
         self.train_options = {**TRAIN_DEFAULTS, **train}
         if self.train_options["batch_size"] < int(num_atoms):
             raise ValueError(
@@ -145,5 +150,7 @@ class NRE:
             config = classifier_config(self.prior.dim, dim_x, **self.classifier_options)
             return config, build_classifier(config, key)
 
-        fitted = train_standardized(self, theta, x, seed, build, self.loss)
+        fitted = train_standardized(
+            self, theta, x, seed, build, self.loss, trial_dim(self.embedding)
+        )
         return unnormalized_posterior(self, *fitted, kind="ratio")

@@ -1,7 +1,8 @@
 """Classifiers ``f(a, b) -> logit`` for ratio estimation, built from a JSON-able config.
 
 A residual net on the concatenated inputs (as sbi's default NRE classifier, ``resnet`` with
-2 blocks of width 50) or a plain MLP. Inputs are expected standardised by the caller.
+2 blocks of width 50) or a plain MLP. Inputs are expected standardised by the caller. With an
+``embedding`` (see :mod:`lfi.nets.embeddings`) ``b`` (x) goes through it first.
 
 >>> import jax.numpy as jnp
 >>> net = build_classifier(classifier_config(2, 3), seed=0)
@@ -22,6 +23,7 @@ import jax.numpy as jnp
 from jaxtyping import Array
 
 from lfi._rng import Seed, as_key
+from lfi.nets.embeddings import build_embedding, embedding_config
 from lfi.nets.resnet import ACTIVATIONS, ResidualNet
 
 KINDS = ("resnet", "mlp")
@@ -31,6 +33,7 @@ DEFAULTS: dict[str, Any] = {
     "depth": 2,
     "activation": "relu",
     "anchor": None,
+    "embedding": None,
 }
 
 
@@ -50,6 +53,7 @@ def classifier_config(dim_a: int, dim_b: int, **overrides: Any) -> dict[str, Any
         config["anchor"] = [float(v) for v in config["anchor"]]
         if len(config["anchor"]) != int(dim_a):
             raise ValueError(f"anchor: expected {dim_a} values, got {len(config['anchor'])}")
+    config["embedding"] = embedding_config(dim_b, config["embedding"])
     return {**config, "dim_a": int(dim_a), "dim_b": int(dim_b)}
 
 
@@ -62,8 +66,11 @@ class Classifier(eqx.Module):
 
     net: eqx.Module
     anchor: tuple[float, ...] | None = eqx.field(static=True, default=None)
+    embedding: eqx.Module | None = None
 
     def __call__(self, a: Array, b: Array) -> Array:
+        if self.embedding is not None:
+            b = self.embedding(b)
         out = self.net(jnp.concatenate([a, b]))[0]
         if self.anchor is None:
             return out
@@ -74,7 +81,12 @@ class Classifier(eqx.Module):
 def build_classifier(config: dict[str, Any], seed: Seed = 0) -> Classifier:
     """A freshly initialised classifier from a config (see :func:`classifier_config`)."""
     config = classifier_config(**config)
-    size, key = config["dim_a"] + config["dim_b"], as_key(seed)
+    emb, key = config["embedding"], as_key(seed)
+    size = config["dim_a"] + (config["dim_b"] if emb is None else emb["out"])
+    embedding = None
+    if emb is not None:
+        key, k_emb = jax.random.split(key)
+        embedding = build_embedding(emb, k_emb)
     if config["kind"] == "resnet":
         net = ResidualNet(
             size,
@@ -88,4 +100,4 @@ def build_classifier(config: dict[str, Any], seed: Seed = 0) -> Classifier:
         act = getattr(jax.nn, config["activation"])
         net = eqx.nn.MLP(size, 1, config["width"], config["depth"], act, key=key)
     anchor = None if config["anchor"] is None else tuple(config["anchor"])
-    return Classifier(net, anchor)
+    return Classifier(net, anchor, embedding)

@@ -10,6 +10,9 @@ A flow is rebuilt from its config and its array leaves, so saved models load wit
   ``coupling_flow`` (an MLP of depth ``nn_depth``, and permutations).
 - ``"maf"``: masked autoregressive flow (Papamakarios et al. 2017, arXiv:1705.07057), affine.
 
+``embedding`` (a name or dict, see :mod:`lfi.nets.embeddings`) puts an embedding network in
+front of the condition: the flow is an :class:`EmbeddedFlow` conditioned on its features.
+
 >>> import jax, jax.numpy as jnp
 >>> flow = build_flow({"kind": "nsf", "dim": 2, "cond_dim": 3}, seed=0)
 >>> flow.log_prob(jnp.zeros((4, 2)), jnp.zeros((4, 3))).shape
@@ -30,6 +33,7 @@ from flowjax.flows import coupling_flow, masked_autoregressive_flow
 
 from lfi._rng import Seed, as_key
 from lfi.nets.coupling import LULinear, ResidualCoupling
+from lfi.nets.embeddings import build_embedding, embed, embedding_config
 from lfi.nets.resnet import ACTIVATIONS
 
 FLOW_KINDS = ("nsf", "maf")
@@ -44,6 +48,7 @@ DEFAULTS: dict[str, Any] = {
     "interval": 5.0,
     "conditioner": "resnet",
     "activation": "relu",
+    "embedding": None,
 }
 
 
@@ -61,13 +66,27 @@ def flow_config(dim: int, cond_dim: int, **overrides: Any) -> dict[str, Any]:
         raise ValueError(
             f"conditioner: expected one of {CONDITIONERS}, got {config['conditioner']!r}"
         )
+    config["embedding"] = embedding_config(cond_dim, config["embedding"])
     return {**config, "dim": int(dim), "cond_dim": int(cond_dim)}
+
+
+class EmbeddedFlow(eqx.Module):
+    """A conditional flow whose condition first goes through an embedding network."""
+
+    flow: Transformed
+    embedding: eqx.Module
+
+    def log_prob(self, x: jax.Array, condition: jax.Array) -> jax.Array:
+        return self.flow.log_prob(x, embed(self.embedding, condition))
+
+    def sample(self, key: Any, sample_shape: tuple = (), condition: Any = None) -> jax.Array:
+        return self.flow.sample(key, sample_shape, condition=embed(self.embedding, condition))
 
 
 _SKELETONS: dict[str, Any] = {}
 
 
-def build_flow(config: dict[str, Any], seed: Seed = 0) -> Transformed:
+def build_flow(config: dict[str, Any], seed: Seed = 0) -> Transformed | EmbeddedFlow:
     """Build a freshly initialised conditional flow from a config (see :func:`flow_config`).
 
     Flows built from equal configs share one non-array skeleton: flowjax's coupling layers hold
@@ -75,6 +94,11 @@ def build_flow(config: dict[str, Any], seed: Seed = 0) -> Transformed:
     jitted function that takes it (seconds each).
     """
     config = flow_config(**config)
+    emb = config["embedding"]
+    if emb is not None:  # the flow conditions on the embedding's features
+        k_flow, k_emb = jax.random.split(as_key(seed))
+        inner = build_flow({**config, "embedding": None, "cond_dim": emb["out"]}, k_flow)
+        return EmbeddedFlow(inner, build_embedding(emb, k_emb))
     fresh = _build(config, seed)
     name = json.dumps(config, sort_keys=True)
     skeleton = _SKELETONS.setdefault(name, fresh)
