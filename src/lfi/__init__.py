@@ -10,9 +10,11 @@ from lfi.api import infer, load
 from lfi.augment import AugmentedSimulator, GoldData, augmented, simulate_gold
 from lfi.campaign import SimulatorRef, run_campaign
 from lfi.methods.abc import RejectionABC, smc_abc
+from lfi.methods.fmpe import FMPE
 from lfi.methods.gold import SALLY, GoldRatio
 from lfi.methods.nle import NLE
 from lfi.methods.npe import NPE
+from lfi.methods.npse import NPSE
 from lfi.methods.nre import NRE
 from lfi.methods.ratio import CARL, ClassifierRatio, simulate_carl_data
 from lfi.methods.registry import METHODS
@@ -21,6 +23,7 @@ from lfi.methods.sequential import sequential
 from lfi.posteriors.base import Posterior
 from lfi.posteriors.direct import DirectPosterior
 from lfi.posteriors.ensemble import Ensemble, EnsemblePosterior
+from lfi.posteriors.ode import ODEPosterior
 from lfi.posteriors.samples import ParticlePosterior
 from lfi.posteriors.tractable import LikelihoodPosterior
 from lfi.posteriors.unnormalized import UnnormalizedPosterior
@@ -37,6 +40,7 @@ __all__ = [
     "DirectPosterior",
     "Ensemble",
     "EnsemblePosterior",
+    "FMPE",
     "GoldData",
     "GoldRatio",
     "History",
@@ -47,8 +51,10 @@ __all__ = [
     "MultivariateNormal",
     "NLE",
     "NPE",
+    "NPSE",
     "NRE",
     "Normal",
+    "ODEPosterior",
     "ParticlePosterior",
     "Posterior",
     "Prior",

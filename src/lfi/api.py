@@ -19,6 +19,7 @@ from lfi.methods.sequential import SEQUENTIAL, sequential
 from lfi.posteriors.direct import DirectPosterior
 from lfi.posteriors.ensemble import Ensemble, EnsemblePosterior
 from lfi.posteriors.io import read_archive
+from lfi.posteriors.ode import ODEPosterior
 from lfi.posteriors.samples import ParticlePosterior
 from lfi.posteriors.unnormalized import UnnormalizedPosterior
 from lfi.priors import Prior, prior_from_config
@@ -33,6 +34,7 @@ _LOADERS = {
     "GoldRatio": GoldRatio.load,
     "SCANDAL": SCANDAL.load,
     "ParticlePosterior": ParticlePosterior.load,
+    "ODEPosterior": ODEPosterior.load,
     "EnsemblePosterior": EnsemblePosterior.load,
 }
 
