@@ -339,8 +339,11 @@ def run_campaign(
     submit = partial(_submit, ex, st, simulator, seed, chunk_size, timeout, ref)
     try:
         queue, in_flight = list(todo), {}
+        capacity, asked = 2 * ex.workers + 1, time.monotonic()
         while queue or in_flight:
-            while queue and len(in_flight) < 2 * ex.workers + 1:
+            if time.monotonic() - asked > 10:  # a Dask cluster may grow or shrink meanwhile
+                capacity, asked = 2 * ex.workers + 1, time.monotonic()
+            while queue and len(in_flight) < capacity:
                 c = queue.pop(0)
                 in_flight[submit(c)] = c
             fut = next(iter(ex.as_completed(list(in_flight))))
