@@ -11,7 +11,10 @@ after checking the stored ones against their checksums. ``shard=(i, k)`` runs on
 
 A simulator that raises has its rows stored as FAILED with the error text; with ``timeout``
 (seconds per simulation; numpy simulators) each simulation runs in a child process that is
-killed when it overruns, and the row is stored as FAILED ("timed out"). A worker that dies takes
+killed when it overruns, and the row is stored as FAILED ("timed out"); row i then draws from
+``numpy.random.default_rng([chunk seed, i])``, so a campaign with a timeout stores other (equally
+valid) x than one without, and a timeout needs a worker that may start processes (for Dask
+nanny workers, the config ``distributed.worker.daemon: False``). A worker that dies takes
 its chunk with it: the chunk is submitted again (at most ``max_retries`` times).
 
 >>> import tempfile, numpy as np, lfi
