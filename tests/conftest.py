@@ -1,9 +1,15 @@
 """Test-session hygiene shared by every test module."""
 
 import gc
+import os
 
-import jax
-import pytest
+# pytest-xdist runs one test process per core (addopts -n auto): BLAS thread pools of their own
+# would only oversubscribe the cores. Set here, before the worker processes start.
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+    os.environ.setdefault(_var, "1")
+
+import jax  # noqa: E402
+import pytest  # noqa: E402
 
 
 @pytest.fixture(autouse=True, scope="module")

@@ -126,8 +126,8 @@ def test_store_blocks_visit_every_training_row_once_per_epoch(tmp_path):
 def test_streamed_npe_learns_the_posterior_mean(tmp_path):
     """x = (θ₁, θ₂, θ₁+θ₂) + N(0, 1): at x_o the posterior mean is known (uniform prior wide
     against the noise is not, so compare with importance weights on prior draws)."""
-    store = run_campaign(SIM, None, 3000, tmp_path, seed=0, chunk_size=250, progress=False)
-    npe = lfi.NPE(PRIOR, progress=False, block_rows=1000, max_epochs=25, nn_width=32)
+    store = run_campaign(SIM, None, 2000, tmp_path, seed=0, chunk_size=250, progress=False)
+    npe = lfi.NPE(PRIOR, progress=False, block_rows=800, max_epochs=15, nn_width=32)
     post = npe.fit(store, None, seed=0)
     assert len(post.history.val_loss) > 5
     x_o = np.array([0.5, 0.5, 1.0], np.float32)
