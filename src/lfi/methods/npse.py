@@ -55,12 +55,12 @@ class NPSE(PathEstimator):
 
     Path: ``beta_min`` (0.1), ``beta_max`` (10), ``t_min`` (1e-3). Network, ODE and training
     options as :class:`lfi.methods.fmpe.FMPE` (``batch_size`` 200, ``learning_rate`` 1e-3,
-    ``patience`` 30 by default).
+    ``patience`` 100, no learning-rate decays by default).
     """
 
     method = "npse"
     path_options = ("beta_min", "beta_max", "t_min")
-    defaults = {"batch_size": 200, "learning_rate": 1e-3, "patience": 30}
+    defaults = {"batch_size": 200, "learning_rate": 1e-3, "patience": 100, "lr_decays": 0}
 
     def make_path(self, **options: Any) -> VPScorePath:
         return VPScorePath(**{k: float(v) for k, v in options.items()})
