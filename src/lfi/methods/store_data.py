@@ -122,7 +122,8 @@ class StoreBlocks(BlockSource):
         buf_x: list[np.ndarray] = []
         held, b = 0, 0
         for i in order:
-            theta, x = next(self._read([self.train_chunks[i]]))
+            # checked against the prior once, in _statistics: not again every epoch
+            theta, x = next(self.store.iter_chunks([self.train_chunks[i]]))
             buf_t.append(theta)
             buf_x.append(x)
             held += theta.shape[0]
