@@ -132,6 +132,27 @@ def test_same_rows_when_a_pool_worker_dies(tmp_path, reference):
     assert_same_rows(store, reference)
 
 
+def test_a_broken_pool_reports_through_the_future_at_submission():
+    """A worker that dies between two submissions breaks the pool before the campaign reads a
+    failed result: ``submit`` must not raise then (CI saw that race), but hand back a future
+    that carries the loss, which the campaign handles like any lost chunk."""
+    from concurrent.futures.process import BrokenProcessPool
+
+    pool = LocalPool(1)
+    try:
+        assert pool.submit(pow, 2, 5).result(timeout=60) == 32
+        os.kill(next(iter(pool._pool._processes)), signal.SIGKILL)
+        deadline = time.time() + 60
+        while not pool._pool._broken and time.time() < deadline:
+            time.sleep(0.02)
+        fut = pool.submit(pow, 2, 6)
+        assert isinstance(fut.exception(timeout=60), BrokenProcessPool)
+        pool.restart()
+        assert pool.submit(pow, 2, 6).result(timeout=60) == 64
+    finally:
+        pool.close()
+
+
 def test_kill_9_of_the_campaign_then_resume(tmp_path, reference):
     """``lfi simulate`` killed with SIGKILL mid-campaign; rerun: finished chunks are kept as
     they were (not re-simulated), the rest completes, the rows equal an uninterrupted run."""

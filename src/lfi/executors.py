@@ -75,7 +75,12 @@ class LocalPool(InProcess):
         return futures.ProcessPoolExecutor(max_workers=self.workers, mp_context=ctx)
 
     def submit(self, fn: Callable, *args: Any) -> futures.Future:
-        return self._pool.submit(fn, *args)
+        try:
+            return self._pool.submit(fn, *args)
+        except BrokenProcessPool as exc:  # a worker died since the last result was read:
+            fut: futures.Future = futures.Future()  # report it like a lost chunk, through
+            fut.set_exception(exc)  # the future, so the campaign restarts the pool once
+            return fut
 
     def as_completed(self, fs: Iterable[Any]) -> Iterator[Any]:
         return futures.as_completed(list(fs))
