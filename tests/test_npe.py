@@ -1,5 +1,8 @@
 """NPE end to end: against a closed-form posterior, no leakage, save/load, seeds, errors."""
 
+from typing import Any
+
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -152,3 +155,67 @@ def test_infer_one_liner_and_unknown_method():
     assert post.sample(5, x=[0.5, 0.5]).shape == (5, 2)
     with pytest.raises(ValueError, match="valid methods are .*nle.*npe.*nre.*snpe"):
         lfi.infer(gaussian, prior, "snake_oil", num_simulations=10)
+
+
+class _ExactTruncatedNormal(eqx.Module):
+    """q(z_θ | z_x) of the exact posterior of θ ~ U(-1, 1), x ~ N(θ, σ²), in the z-scored
+    unconstrained space of lfi's BoxUniform (the densities a balanced-NPE loss compares).
+    ``shrink`` < 1 narrows it: an over-confident posterior."""
+
+    stand: Any
+    prior: Any = eqx.field(static=True)
+    sigma: float = eqx.field(static=True)
+    shrink: float = eqx.field(static=True, default=1.0)
+
+    def log_prob(self, z_theta, z_x):
+        import jax.scipy.stats as jss
+
+        u = self.stand.theta_mean + self.stand.theta_std * z_theta
+        theta = self.prior.from_unconstrained(u)[..., 0]
+        x = (self.stand.x_mean + self.stand.x_std * z_x)[..., 0]
+        s = self.sigma * self.shrink
+        a, b = (-1 - x) / s, (1 - x) / s  # P(-1 < θ < 1), in the tail that keeps digits
+        norm = jnp.where(
+            x < 0, jss.norm.cdf(-a) - jss.norm.cdf(-b), jss.norm.cdf(b) - jss.norm.cdf(a)
+        )
+        log_post = jss.norm.logpdf(theta, x, s) - jnp.log(norm)
+        jac = self.prior.log_det_from_unconstrained(u)
+        return log_post + jac + jnp.sum(jnp.log(self.stand.theta_std))
+
+
+def test_balanced_npe_penalty_vanishes_at_the_exact_posterior():
+    """The Bayes-optimal classifier d = log p(θ|x) − log p(θ) is balanced:
+    E_joint σ(d) + E_marginal σ(d) = 1 exactly (Delaunoy et al. 2023, arXiv:2304.10978).
+    The loss's penalty at the exact posterior must be zero within Monte Carlo error, and
+    clearly positive for an over-confident one: this checks the prior's density in the
+    standardised unconstrained space, the shuffling and the signs."""
+    from lfi.methods.npe import BalancedNPELoss
+    from lfi.posteriors.direct import Standardizer
+
+    prior, sigma, n = lfi.BoxUniform([-1.0], [1.0]), 0.3, 40_000
+    theta = np.asarray(prior.sample(n, seed=0))
+    x = theta + sigma * np.random.default_rng(1).standard_normal(theta.shape).astype(np.float32)
+    u = np.asarray(prior.to_unconstrained(theta))
+    stand = Standardizer.fit(u, x)
+    batch = (stand.z_theta(jnp.asarray(u)), stand.z_x(jnp.asarray(x)))
+    loss = BalancedNPELoss(prior, stand.theta_mean, stand.theta_std, 1.0)
+
+    def imbalance(shrink):
+        flow = _ExactTruncatedNormal(stand, prior, sigma, shrink)
+        nll = -float(jnp.mean(flow.log_prob(*batch)))
+        return np.sqrt(max(float(loss(flow, batch, jax.random.key(2))) - nll, 0.0))
+
+    # each mean of σ(d) ∈ (0, 1) over n pairs has standard error <= 0.5 / sqrt(n)
+    se = np.sqrt(2) * 0.5 / np.sqrt(n)
+    assert imbalance(1.0) < 4 * se
+    assert imbalance(0.5) > 10 * se
+
+
+def test_balanced_npe_trains_and_names_a_bad_balance():
+    prior = lfi.BoxUniform([-1.0], [1.0])
+    theta = np.asarray(prior.sample(300, seed=0))
+    x = theta + 0.3 * np.random.default_rng(1).standard_normal(theta.shape).astype(np.float32)
+    post = lfi.NPE(prior, balance=100.0, max_epochs=3, progress=False).fit(theta, x, seed=0)
+    assert post.sample(5, x=[0.2], seed=0).shape == (5, 1)
+    with pytest.raises(ValueError, match="balance"):
+        lfi.NPE(prior, balance=-1.0)

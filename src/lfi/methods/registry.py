@@ -17,6 +17,7 @@ from lfi.methods.nre import NRE
 
 METHODS: dict[str, Callable] = {
     "npe": NPE,
+    "bnpe": functools.partial(NPE, balance=100.0),  # balanced NPE (arXiv:2304.10978)
     "nle": NLE,
     "nre_a": functools.partial(NRE, variant="a"),
     "nre_b": functools.partial(NRE, variant="b"),
