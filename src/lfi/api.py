@@ -61,8 +61,9 @@ def infer(
     Methods: see ``lfi.METHODS`` ("npe", "bnpe", "nle", "nre_a", "nre_b" = "nre", "nre_c", "bnre",
     "fmpe", "npse") and the sequential ones, "snpe", "snle", "snre", which need ``x_o`` and
     run ``num_rounds`` rounds (see :func:`lfi.methods.sequential.sequential`);
-    ``num_rounds > 1`` with "npe", "nle" or "nre" runs their sequential form. "rejection_abc" and "smc_abc" (see
-    :mod:`lfi.methods.abc`) also need ``x_o`` and return a posterior for it alone. The
+    ``num_rounds > 1`` with "npe", "nle" or "nre" runs their sequential form.
+    "rejection_abc" and "smc_abc" (see :mod:`lfi.methods.abc`) also need ``x_o`` and return a
+    posterior for it alone. The
     mining-gold methods ("carl", "rolr", "rascal", "cascal", "alice", "alices", "nde",
     "scandal", "sally", "sallino"; see :mod:`lfi.methods.mining`) return the trained ratio,
     likelihood or summary estimator; most need an augmented simulator and ``theta_ref``.
