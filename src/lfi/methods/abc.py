@@ -3,8 +3,9 @@
 Both compare summaries s(x) of simulations with s(x_o) by a distance and keep θ whose
 simulations land within ε. Summaries are ``summary(x) -> (n, ds)`` on a batch (identity by
 default), scaled per dimension by the median absolute deviation of the prior-predictive
-summaries (``scale="mad"``, Prangle 2017, arXiv:1507.00874) or not (``scale=None``). The
-distance is "euclidean", "l1", or ``distance(s, s_o) -> (n,)``.
+summaries (``scale="mad"``, Prangle 2017, arXiv:1507.00874) or not (``scale=None``, sbibm's
+REJ-ABC: with the closest 100 it scored C2ST 0.843 on two_moons at 10^4 over three seeds, the
+default 0.840; sbibm 0.847). The distance is "euclidean", "l1", or ``distance(s, s_o) -> (n,)``.
 
 - :class:`RejectionABC` (Pritchard et al. 1999): from one set of prior simulations, accept the
   ``num_accept`` closest, or those within ``eps``, or a ``quantile`` of the distances; optional
