@@ -59,7 +59,8 @@ class BalancedNPELoss(eqx.Module):
     """Balanced NPE (BNPE; Delaunoy et al. 2023, arXiv:2304.10978): the NPE loss plus
     ``balance`` × (E_joint σ(d) + E_marginal σ(d) − 1)², with d = log q(θ|x) − log p(θ) read as
     the logit of a classifier of joint (θ, x) pairs against pairs with θ shuffled in the batch.
-    The penalty pushes q towards conservative (under- rather than over-confident) posteriors.
+    The penalty pushes q towards conservative (under- rather than over-confident) posteriors
+    on the data it is trained on.
 
     Both densities are over the standardised unconstrained z_θ, so the log-ratio d equals the
     one in θ itself (the Jacobians cancel).
@@ -194,8 +195,10 @@ class NPE:
 
     ``balance=λ > 0`` trains balanced NPE (BNPE, Delaunoy et al. 2023, arXiv:2304.10978; the
     paper uses λ = 100): the maximum-likelihood loss plus a penalty that makes the implied
-    classifier balanced, which trades a little sharpness for conservative posteriors (check
-    with :func:`lfi.expected_coverage`).
+    classifier balanced, meant to trade a little sharpness for conservative posteriors. The
+    balance is enforced on the training data only: at 10^4 simulations on slcp it did not carry
+    over to fresh data and the posterior stayed over-confident (benchmarks/results/
+    bnpe_coverage.md). Check with :func:`lfi.diagnostics.expected_coverage`.
     """
 
     def __init__(
