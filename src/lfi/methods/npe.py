@@ -127,7 +127,14 @@ def check_training_data(
 
 
 def train_standardized(
-    estimator: Any, theta: Any, x: Any, seed: Seed, build: Any, loss: Any, trials: int | None = None
+    estimator: Any,
+    theta: Any,
+    x: Any,
+    seed: Seed,
+    build: Any,
+    loss: Any,
+    trials: int | None = None,
+    make_loss: Any = None,
 ):
     """The fit shared by NPE, NLE and NRE: check the data, z-score θ (in the prior's
     unconstrained space) and x, ``build(dim_x, key) -> (config, net)``, train with the one loop.
@@ -135,8 +142,8 @@ def train_standardized(
     then z-scored with statistics pooled over trials, keeping the estimator order-invariant.
     ``theta`` may be a simulation store (``x=None``): it is streamed in blocks of
     ``block_rows`` rows (:class:`lfi.methods.store_data.StoreBlocks`).
-    ``loss`` may also be ``("standardized", make)``: ``make(standardizer)`` gives the loss
-    (for losses that need the z-scoring, such as balanced NPE).
+    ``make_loss(standardizer)``, if given, builds the loss instead (for losses that need the
+    z-scoring, such as balanced NPE).
     Sets ``estimator.history``; returns ``(trained, standardizer, config, dim_x)``."""
     prior, key = estimator.prior, as_key(seed)
     options = estimator.train_options
@@ -158,8 +165,8 @@ def train_standardized(
         if trials is not None:
             stand = _pooled(stand, x, trials)
         data = (stand.z_theta(jnp.asarray(u)), stand.z_x(jnp.asarray(x)))
-    if isinstance(loss, tuple) and loss[0] == "standardized":
-        loss = loss[1](stand)
+    if make_loss is not None:
+        loss = make_loss(stand)
     config, net = build(dim_x, key)
     trained, estimator.history = fit(
         net, loss, data, seed=key, progress=estimator.progress, **options
@@ -230,14 +237,11 @@ class NPE:
             return config, build_flow(config, key)
 
         trials = trial_dim(self.embedding)
-        loss: Any = npe_loss
+        make_loss = None
         if self.balance > 0:
             prior, balance = self.prior, self.balance
-            loss = (
-                "standardized",
-                lambda st: BalancedNPELoss(prior, st.theta_mean, st.theta_std, balance),
-            )
-        fitted = train_standardized(self, theta, x, seed, build, loss, trials)
+            make_loss = lambda st: BalancedNPELoss(prior, st.theta_mean, st.theta_std, balance)  # noqa: E731
+        fitted = train_standardized(self, theta, x, seed, build, npe_loss, trials, make_loss)
         trained, stand, config, dim_x = fitted
         method = "bnpe" if self.balance > 0 else "npe"
         return DirectPosterior(self.prior, trained, stand, config, dim_x, self.history, method)
