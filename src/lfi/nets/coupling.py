@@ -59,11 +59,12 @@ class ResidualCoupling(AbstractBijection):
     ):
         if transformer.shape != () or transformer.cond_shape is not None:
             raise ValueError("transformer: expected an unconditional scalar bijection")
-        constructor, num_params = get_ravelled_pytree_constructor(
-            transformer,
-            filter_spec=eqx.is_inexact_array,
-            is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable),
-        )
+        with jax.ensure_compile_time_eval():  # the constructor keeps concrete initial values
+            constructor, num_params = get_ravelled_pytree_constructor(
+                transformer,
+                filter_spec=eqx.is_inexact_array,
+                is_leaf=lambda leaf: isinstance(leaf, paramax.NonTrainable),
+            )
         self.transformer_constructor = constructor
         self.untransformed_dim, self.dim = untransformed_dim, dim
         self.shape = (dim,)
