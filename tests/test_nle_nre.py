@@ -32,9 +32,13 @@ def check_posterior(post, x, tol_mean=0.25, tol_sd=0.2):
     s = np.asarray(post.sample(4000, x=x, seed=1, num_chains=8))  # 500 draws per chain
     mean, sd = closed_form(x)
     # Monte-Carlo error of 4000 MCMC draws (ESS > 400) is < 0.05 sd; the rest of the allowance
-    # (a quarter of a posterior sd for the mean, 20% for the sd) is the estimator's, as for NPE
-    np.testing.assert_array_less(np.abs(s.mean(0) - mean), tol_mean * sd)
-    np.testing.assert_array_less(np.abs(s.std(0) / sd - 1), tol_sd)
+    # (a quarter of a posterior sd for the mean, 20% for the sd, for one trial) is the
+    # estimator's, as for NPE. With k trials the k errors of the learned log-likelihood add up
+    # while the posterior sd shrinks as 1/sqrt(k + 1): the error in posterior-sd units grows as
+    # sqrt(k + 1), so the allowance is scaled by sqrt((k + 1) / 2) (1 for one trial).
+    scale = np.sqrt((np.atleast_2d(x).shape[0] + 1) / 2)
+    np.testing.assert_array_less(np.abs(s.mean(0) - mean), scale * tol_mean * sd)
+    np.testing.assert_array_less(np.abs(s.std(0) / sd - 1), scale * tol_sd)
     d = post.diagnostics
     assert float(np.max(d.rhat)) < 1.01
 

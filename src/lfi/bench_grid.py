@@ -130,9 +130,13 @@ def summarize(rows: list[dict], out: str | os.PathLike[str]) -> str:
     markdown."""
     out = Path(out)
     cells: dict[tuple, list[float]] = defaultdict(list)
+    base: dict[str, str] = {}  # column label -> method (rows with options get their own column)
     for r in rows:
         if r.get("c2st") not in (None, ""):
-            cells[(r["task"], r["method"], int(r["budget"]))].append(float(r["c2st"]))
+            options = r.get("options") or "{}"
+            label = r["method"] if options == "{}" else f"{r['method']} {options}"
+            base[label] = r["method"]
+            cells[(r["task"], label, int(r["budget"]))].append(float(r["c2st"]))
     tasks = sorted({c[0] for c in cells})
     methods = sorted({c[1] for c in cells})
     budgets = sorted({c[2] for c in cells})
@@ -145,7 +149,7 @@ def summarize(rows: list[dict], out: str | os.PathLike[str]) -> str:
             cols = []
             for m in methods:
                 vals = cells.get((t, m, b))
-                ref = sbibm_c2st(t, m, b)
+                ref = sbibm_c2st(t, base[m], b)
                 cols.append(f"{np.mean(vals):.3f} ({len(vals)})" if vals else "–")
                 cols.append(f"{ref:.3f}" if ref is not None else "–")
             lines.append(f"| {t} | " + " | ".join(cols) + " |")

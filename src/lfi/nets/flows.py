@@ -7,7 +7,10 @@ A flow is rebuilt from its config and its array leaves, so saved models load wit
   ``conditioner="resnet"`` each layer is the one of sbi's ``nsf``: a spline coupling whose
   parameters come from a context-gated residual net (``nn_depth`` blocks of width ``nn_width``)
   and an LU linear layer (see :mod:`lfi.nets.coupling`); ``conditioner="mlp"`` gives flowjax's
-  ``coupling_flow`` (an MLP of depth ``nn_depth``, and permutations).
+  ``coupling_flow`` (an MLP of depth ``nn_depth``, and permutations); ``conditioner="made"``
+  makes every layer autoregressive (flowjax's ``masked_autoregressive_flow`` with the spline
+  as its transformer, sbi's ``maf_rqs``): one pass to evaluate a density, ``dim`` passes to
+  sample, so it suits estimators that evaluate densities (NLE).
 - ``"maf"``: masked autoregressive flow (Papamakarios et al. 2017, arXiv:1705.07057), affine.
 
 ``embedding`` (a name or dict, see :mod:`lfi.nets.embeddings`) puts an embedding network in
@@ -37,7 +40,7 @@ from lfi.nets.embeddings import build_embedding, embed, embedding_config
 from lfi.nets.resnet import ACTIVATIONS
 
 FLOW_KINDS = ("nsf", "maf")
-CONDITIONERS = ("resnet", "mlp")
+CONDITIONERS = ("resnet", "mlp", "made")
 
 DEFAULTS: dict[str, Any] = {
     "kind": "nsf",
@@ -121,10 +124,10 @@ def _build(config: dict[str, Any], seed: Seed) -> Transformed:
     key = as_key(seed)
     if config["kind"] == "nsf" and dim > 1 and config["conditioner"] == "resnet":
         return _residual_spline_flow(config, key, base)
-    if config["kind"] == "nsf" and dim > 1:
+    if config["kind"] == "nsf" and dim > 1 and config["conditioner"] == "mlp":
         spline = RationalQuadraticSpline(knots=config["knots"], interval=config["interval"])
         return coupling_flow(key, transformer=spline, **common)
-    if config["kind"] == "nsf":  # one variable: no coupling split, so autoregress on c only
+    if config["kind"] == "nsf":  # "made", or one variable (no coupling split): autoregressive
         spline = RationalQuadraticSpline(knots=config["knots"], interval=config["interval"])
         return masked_autoregressive_flow(key, transformer=spline, **common)
     return masked_autoregressive_flow(key, **common)
