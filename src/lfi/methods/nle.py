@@ -57,7 +57,8 @@ class NLE:
     vs 0.551, gaussian_mixture 0.534 vs 0.552, slcp 0.778 vs 0.829, gaussian_linear 0.583 vs
     0.614; nle_c2st.md). Where the
     likelihood is Gaussian in x (slcp), sbi's affine MAF (``flow="maf", activation="tanh"``)
-    is better still (slcp 0.697) but it cannot fit a scale mixture (gaussian_mixture 0.727).
+    is better still (slcp 0.697) but it cannot fit a scale mixture (gaussian_mixture 0.727),
+    and it scored worse on gaussian_linear (0.616; nle_c2st_maf.md).
     Sampler options (``sampler``: "imh" default, "nuts", "slice", "hmc", "rwm",
     "importance", "rejection"; ``num_chains``, ``num_warmup``, ``thin``) kept by the posterior.
     """
