@@ -55,10 +55,10 @@ class NLE:
     -2.27 vs -2.24; two_moons -2.63 vs -2.54; slcp 0.14 vs 2.01; benchmarks/results/
     nle_flows.md), and its posteriors scored a lower C2ST (observations 1-10: two_moons 0.510
     vs 0.551, gaussian_mixture 0.534 vs 0.552, slcp 0.778 vs 0.829, gaussian_linear 0.583 vs
-    0.614; nle_c2st.md). Where the
-    likelihood is Gaussian in x (slcp), sbi's affine MAF (``flow="maf", activation="tanh"``)
-    is better still (slcp 0.697) but it cannot fit a scale mixture (gaussian_mixture 0.727),
-    and it scored worse on gaussian_linear (0.616; nle_c2st_maf.md).
+    0.614; nle_c2st.md). Where the likelihood is Gaussian in x (slcp), sbi's affine MAF
+    (``flow="maf", activation="tanh"``) is better still (slcp 0.697), but it cannot fit a scale
+    mixture (gaussian_mixture 0.727) and scored worse on gaussian_linear (0.616;
+    nle_c2st_maf.md).
     Sampler options (``sampler``: "imh" default, "nuts", "slice", "hmc", "rwm",
     "importance", "rejection"; ``num_chains``, ``num_warmup``, ``thin``) kept by the posterior.
     """

@@ -124,13 +124,13 @@ def _build(config: dict[str, Any], seed: Seed) -> Transformed:
     key = as_key(seed)
     if config["kind"] == "nsf" and dim > 1 and config["conditioner"] == "resnet":
         return _residual_spline_flow(config, key, base)
-    if config["kind"] == "nsf" and dim > 1 and config["conditioner"] == "mlp":
-        spline = RationalQuadraticSpline(knots=config["knots"], interval=config["interval"])
+    if config["kind"] == "maf":
+        return masked_autoregressive_flow(key, **common)
+    spline = RationalQuadraticSpline(knots=config["knots"], interval=config["interval"])
+    if dim > 1 and config["conditioner"] == "mlp":
         return coupling_flow(key, transformer=spline, **common)
-    if config["kind"] == "nsf":  # "made", or one variable (no coupling split): autoregressive
-        spline = RationalQuadraticSpline(knots=config["knots"], interval=config["interval"])
-        return masked_autoregressive_flow(key, transformer=spline, **common)
-    return masked_autoregressive_flow(key, **common)
+    # "made", or one variable (no coupling split): autoregressive splines
+    return masked_autoregressive_flow(key, transformer=spline, **common)
 
 
 # One compilation builds the whole flow (eagerly, every random initialiser of every shape was
