@@ -42,6 +42,12 @@ from lfi.priors import Prior
 
 VARIANTS = ("a", "b", "c", "bnre")
 
+# The classification loss of NRE keeps falling slowly long after its validation value starts to
+# jump by ±30% from epoch to epoch (two_moons, 10^4: NRE-B loss 0.15 at epoch 10, 0.05 at 400), so
+# 20 epochs of patience stopped training at ~120 epochs, far from converged: C2ST 0.787 vs 0.602
+# with 50 (benchmarks/results/nre_patience.md).
+NRE_TRAIN_DEFAULTS = {"patience": 50}
+
 
 def contrast_logits(classifier: Any, z_theta: Any, z_x: Any, num: int, key: Any) -> Any:
     """Logits (B, 1 + num): column 0 for each row's own θ, then ``num`` θ's of other rows.
@@ -103,7 +109,7 @@ class NRE:
     ``gamma`` (c), ``regularization`` (bnre). Classifier options: ``classifier`` ("resnet" or
     "mlp"), ``width``, ``depth``; ``embedding`` of x ("mlp", "deepset", "cnn1d" or a dict with
     sizes, see :mod:`lfi.nets.embeddings`), trained jointly. Training and sampler options as
-    :class:`lfi.NLE`.
+    :class:`lfi.NLE`, except ``patience`` 50 by default (:data:`NRE_TRAIN_DEFAULTS`).
     """
 
     def __init__(
@@ -132,7 +138,7 @@ class NRE:
         self.classifier_options = {"kind": classifier, **net}
         classifier_config(1, 1, **self.classifier_options)  # validate names now
         self.classifier_options["embedding"] = self.embedding
-        self.train_options = {**TRAIN_DEFAULTS, **train}
+        self.train_options = {**TRAIN_DEFAULTS, **NRE_TRAIN_DEFAULTS, **train}
         if self.train_options["batch_size"] < int(num_atoms):
             raise ValueError(
                 f"batch_size: must be at least num_atoms ({num_atoms}), "
