@@ -35,12 +35,13 @@ FLOWS = {
 }
 
 
-def probe(task_name: str, options: dict, observations=(1, 4, 8)) -> dict:
+def probe(task_name: str, options: dict, observations=(1, 4, 8), estimator_class=None) -> dict:
+    """Fit ``estimator_class`` (default lfi.NLE) with ``options`` on 10^4 simulations, seed 0."""
     task = lfi.tasks.get(task_name)
     key_sim, key_fit, _ = jax.random.split(as_key(0), 3)
     theta, x = lfi.simulate(task.simulator, task.prior, 10_000, seed=key_sim, progress=False)
     t0 = time.perf_counter()
-    estimator = lfi.NLE(task.prior, progress=False, **options)
+    estimator = (estimator_class or lfi.NLE)(task.prior, progress=False, **options)
     posterior = estimator.fit(theta, x, seed=key_fit)
     seconds = time.perf_counter() - t0
     spread = []
@@ -57,6 +58,7 @@ def probe(task_name: str, options: dict, observations=(1, 4, 8)) -> dict:
         "val_loss": float(min(h.val_loss)),
         "spread": spread,
         "epochs": len(h.val_loss),
+        "best_epoch": h.best_epoch,
         "seconds": seconds,
     }
 

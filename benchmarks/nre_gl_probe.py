@@ -12,34 +12,18 @@ from __future__ import annotations
 
 import json
 import sys
-import time
 
-import jax
-import numpy as np
+from nle_flows import probe as fit_and_probe  # same fit and spread, any estimator class
 
 import lfi
-from lfi._rng import as_key
 
 
 def probe(options: dict, observations=(1, 4, 8)) -> str:
-    task = lfi.tasks.get("gaussian_linear")
-    key_sim, key_fit, _ = jax.random.split(as_key(0), 3)
-    theta, x = lfi.simulate(task.simulator, task.prior, 10_000, seed=key_sim, progress=False)
-    t0 = time.perf_counter()
-    estimator = lfi.NRE(task.prior, progress=False, **options)
-    posterior = estimator.fit(theta, x, seed=key_fit)
-    seconds = time.perf_counter() - t0
-    spread = []
-    for k in observations:
-        x_o = task.observation(k)
-        ref = task.reference_posterior(k, 2000, seed=k)
-        exact = np.asarray(task.log_likelihood(ref, np.broadcast_to(x_o, (len(ref), x_o.size))))
-        learned = np.asarray(posterior.log_prob(ref, x=x_o)) - np.asarray(task.prior.log_prob(ref))
-        spread.append(float(np.std(learned - exact)))
-    h = estimator.history
+    r = fit_and_probe("gaussian_linear", options, observations, estimator_class=lfi.NRE)
     return (
-        f"{json.dumps(options)}: best val {min(h.val_loss):.4f} at epoch {h.best_epoch} of "
-        f"{len(h.val_loss)}; spread {' / '.join(f'{s:.2f}' for s in spread)}; {seconds:.0f} s"
+        f"{json.dumps(options)}: best val {r['val_loss']:.4f} at epoch {r['best_epoch']} of "
+        f"{r['epochs']}; spread {' / '.join(f'{s:.2f}' for s in r['spread'])}; "
+        f"{r['seconds']:.0f} s"
     )
 
 
