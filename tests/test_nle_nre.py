@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 import lfi
+from lfi.proposals import repeat_fraction
 
 # gaussian_linear in 2-d: θ ~ N(0, 0.1 I), x | θ ~ N(θ, 0.1 I); for k i.i.d. trials with mean
 # x̄ the posterior is N(k x̄ / (k + 1), 0.1 / (k + 1) I) (prior and noise variances are equal).
@@ -41,6 +42,8 @@ def check_posterior(post, x, tol_mean=0.25, tol_sd=0.2):
     np.testing.assert_array_less(np.abs(s.std(0) / sd - 1), scale * tol_sd)
     d = post.diagnostics
     assert float(np.max(d.rhat)) < 1.01
+    # the default sampler (imh) thins until at most 1% of the draws repeat the previous one
+    assert d.kernel == "imh" and repeat_fraction(d.samples) <= 0.01
 
 
 @pytest.fixture(scope="module")

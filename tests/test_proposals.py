@@ -7,7 +7,13 @@ import pytest
 from scipy import stats
 
 import lfi
-from lfi.proposals import PriorProposal, StudentTMixture, fit_proposal, independence_mh
+from lfi.proposals import (
+    PriorProposal,
+    StudentTMixture,
+    fit_proposal,
+    independence_mh,
+    repeat_fraction,
+)
 
 
 def test_t_mixture_log_prob_matches_scipy_and_samples_match_it():
@@ -46,6 +52,46 @@ def test_imh_mixes_between_separated_modes_with_the_right_weights():
     # within the mode: unit variance
     plus = result.flat[result.flat[:, 0] > 0]
     np.testing.assert_allclose(plus.std(0), 1.0, atol=0.1)
+
+
+def test_repeat_fraction_counts_draws_equal_to_the_previous_kept_draw():
+    x = np.zeros((2, 5, 3))
+    x[0] = np.arange(15).reshape(5, 3)  # chain 0 moves every time: no repeats
+    x[1, 2:] = 1.0  # chain 1: 0, 0, 1, 1, 1 -> draws 2, 4, 5 repeat their predecessor
+    assert repeat_fraction(x) == 3 / 8
+    assert repeat_fraction(x[:, :1]) == 0.0
+
+
+def test_thin_for_from_the_importance_weights():
+    from lfi.proposals import ProposalFit
+
+    draws = np.zeros((4, 1))
+    exact = ProposalFit(draws, np.zeros(4), (1.0,), 0)  # proposal = target: every move accepted
+    assert exact.thin_for(0.01) == 1
+    # weights 1, 1, 1, 3 (target mass 1/6 each, 1/2 at the heavy draw): from a light draw a move
+    # is always accepted, from the heavy one with α = (3 · 1/3 + 1) / 4 = 1/2; a repeat after t
+    # steps has probability 1/2 · (1/2)^t, <= 0.01 first at t = 6
+    fit = ProposalFit(draws, np.log([1.0, 1.0, 1.0, 3.0]), (0.5,), 0)
+    assert fit.thin_for(0.01) == 6 and fit.thin_for(0.01, most=4) == 4
+
+
+def test_imh_default_thinning_leaves_few_repeated_draws():
+    # a proposal fitted to a Gaussian posterior accepts most moves but not all: at thin=1 some
+    # kept draws repeat the last one; the posterior's thin="auto" must bring that to <= 1%
+    from lfi.posteriors.tractable import LikelihoodPosterior
+
+    prior = lfi.Normal(jnp.zeros(3), jnp.ones(3))
+    loglik = lambda theta, x: -0.5 * jnp.sum(((theta - x) / 0.3) ** 2)  # noqa: E731
+    post = LikelihoodPosterior(prior, loglik, dim_x=3, sampler="imh")
+    x = jnp.array([0.5, -0.5, 0.0])
+    post.sample(4000, x=x, seed=0, thin=1)
+    assert repeat_fraction(post.diagnostics.samples) > 0.02
+    draws = np.asarray(post.sample(4000, x=x, seed=0))
+    assert repeat_fraction(post.diagnostics.samples) <= 0.01
+    # conjugate: mean x / (1 + 0.09), sd 0.3 / sqrt(1.09); 4000 near-independent draws: the
+    # mean's standard error is < 0.005, allow 5 of them
+    np.testing.assert_allclose(draws.mean(0), np.asarray(x) / 1.09, atol=0.025)
+    np.testing.assert_allclose(draws.std(0), 0.3 / np.sqrt(1.09), rtol=0.05)
 
 
 def test_fit_proposal_errors_are_clear():

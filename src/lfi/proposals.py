@@ -40,7 +40,14 @@ from jax.scipy.special import gammaln, logsumexp
 from lfi._rng import Seed, as_key
 from lfi.samplers import LogDensity, MCMCResult, _batch_log_density, _safe, convergence
 
-__all__ = ["PriorProposal", "ProposalFit", "StudentTMixture", "fit_proposal", "independence_mh"]
+__all__ = [
+    "PriorProposal",
+    "ProposalFit",
+    "StudentTMixture",
+    "fit_proposal",
+    "independence_mh",
+    "repeat_fraction",
+]
 
 
 class StudentTMixture(eqx.Module):
@@ -138,6 +145,31 @@ class ProposalFit:
         w = np.exp(self.log_weights - self.log_weights.max())
         rng = np.random.default_rng(self.seed)
         return self.draws[rng.choice(len(w), size=num, p=w / w.sum())]
+
+    def thin_for(self, max_repeats: float, most: int = 64) -> int:
+        """The least thinning (<= ``most``) at which independence MH from this proposal is
+        expected to keep at most ``max_repeats`` of its draws equal to the previous kept one.
+
+        From a state u with importance weight w(u) = target/proposal, a step moves with
+        probability α(u) = E_q[min(1, w(v)/w(u))], so a kept draw repeats after ``thin`` steps
+        with probability E_target[(1 − α(u))^thin]. Both expectations are estimated from the
+        fit's weighted draws (α at each draw in O(n log n) from the sorted weights).
+        """
+        lw = np.asarray(self.log_weights, np.float64)
+        lw = lw[np.isfinite(lw)]
+        if lw.size == 0:
+            return most
+        w = np.exp(lw - lw.max())
+        ws = np.sort(w)
+        below = np.concatenate([[0.0], np.cumsum(ws)])  # below[i]: the sum of the i smallest
+        idx = np.searchsorted(ws, w, side="left")  # how many weights are below each w
+        ratio = np.divide(below[idx], w, out=np.zeros_like(w), where=w > 0)
+        alpha = np.where(w > 0, (ratio + (len(w) - idx)) / len(w), 1.0)
+        stay, p = 1.0 - alpha, w / w.sum()
+        for thin in range(1, most + 1):
+            if float(np.sum(p * stay**thin)) <= max_repeats:
+                return thin
+        return most
 
 
 def _fit_mixture(u: np.ndarray, components: int, seed: int, df: float) -> StudentTMixture:
@@ -271,6 +303,17 @@ def _run_imh(log_density, params, q, init, key, num_warmup, thin, draws):
 
     _, (x, accept) = jax.lax.scan(body, states, jax.random.split(k_draw, draws))
     return jnp.swapaxes(x, 0, 1), jnp.mean(accept), ld0
+
+
+def repeat_fraction(samples: Any) -> float:
+    """The fraction of kept draws equal to their chain's previous kept draw (no accepted move
+    in between); ``samples`` (chains, draws, d). An independence sampler's rejections repeat a
+    state: as draws these are duplicates, which a two-sample test (C2ST's classifier sees the
+    same point in its training and test folds) and a user counting draws both misread."""
+    x = np.asarray(samples)
+    if x.ndim != 3 or x.shape[1] < 2:
+        return 0.0
+    return float(np.mean(np.all(x[:, 1:] == x[:, :-1], axis=-1)))
 
 
 def independence_mh(

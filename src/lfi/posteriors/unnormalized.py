@@ -38,6 +38,7 @@ from lfi.train import History
 
 SAMPLERS = ("imh", "nuts", "hmc", "slice", "rwm", "importance", "rejection")
 _FIT_OPTIONS = ("num_draws", "components", "max_rounds", "target_ess")
+MAX_REPEATS = 0.01  # imh with thin="auto": at most this fraction of draws repeat the last one
 
 
 class LikelihoodTerm(eqx.Module):
@@ -162,7 +163,9 @@ class UnnormalizedPosterior(ObservationMixin):
         fitted by tempered importance sampling, :mod:`lfi.proposals`; its chains jump between
         modes), "nuts", "hmc", "slice", "rwm", "importance" or "rejection". Options (here or at
         construction): ``num_chains``, ``num_warmup``, ``thin`` (for "imh" by default "auto":
-        chosen from the proposal's fit, doubled while R-hat > 1.01, up to 64), and for "imh"
+        chosen from the proposal's fit so that at most 1% of the draws repeat their chain's
+        previous draw (:meth:`lfi.proposals.ProposalFit.thin_for`), then doubled while R-hat >
+        1.01 and raised while the measured repeats exceed 1%, up to 64), and for "imh"
         the fit's ``num_draws``, ``components``, ``max_rounds``, ``target_ess``.
         """
         opts = {**self.sampler_options, **options}
@@ -194,15 +197,24 @@ class UnnormalizedPosterior(ObservationMixin):
         )
         thin = opts.pop("thin", "auto")
         auto = thin == "auto"
-        if auto:  # an IMH chain's autocorrelation grows as the proposal's ESS fraction falls
-            thin = int(min(64, max(1, round(0.5 / max(fit.ess_fractions[-1], 1e-3)))))
+        if auto:  # IMH draws are correlated only through repeats (rejected moves): thin them
+            thin = fit.thin_for(MAX_REPEATS / 2)  # half the allowance: a margin for the estimate
         while True:
             result = proposals.independence_mh(
                 _log_density, params, q, fit.starts(chains), n, seed=key_run, thin=thin, **opts
             )
-            if not auto or thin >= 64 or not np.nanmax(result.rhat) > 1.01:
+            if not auto or thin >= 64:
                 return result
-            thin = min(64, 2 * thin)
+            if np.nanmax(result.rhat) > 1.01:
+                thin = min(64, 2 * thin)
+                continue
+            # A kept draw repeats the previous one with probability ≈ (1 - acceptance)^thin:
+            # thin until at most MAX_REPEATS of the draws are repeats (see repeat_fraction).
+            repeats = proposals.repeat_fraction(result.samples)
+            if repeats <= MAX_REPEATS:
+                return result
+            grow = np.log(MAX_REPEATS) / np.log(min(repeats, 0.99))
+            thin = int(min(64, max(thin + 1, np.ceil(thin * grow))))
 
     def sample_batched(self, n: int, x: Any, seed: Seed = 0, **options: Any) -> jax.Array:
         """``n`` draws for each of m observations: shape (m, n, dθ); diagnostics per run."""
