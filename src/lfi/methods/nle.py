@@ -53,12 +53,12 @@ class NLE:
     10^4 simulations it fitted the likelihood closer than NPE's coupling flow on every task
     tried (held-out -log q: gaussian_linear 10.80 vs 10.93, exact 10.73; gaussian_mixture
     -2.27 vs -2.24; two_moons -2.63 vs -2.54; slcp 0.14 vs 2.01; benchmarks/results/
-    nle_flows.md), and its posteriors scored a lower C2ST (observations 1-10: two_moons 0.510
-    vs 0.551, gaussian_mixture 0.534 vs 0.552, slcp 0.778 vs 0.829, gaussian_linear 0.583 vs
-    0.614; nle_c2st.md). Where the likelihood is Gaussian in x (slcp), sbi's affine MAF
-    (``flow="maf", activation="tanh"``) is better still (slcp 0.697), but it cannot fit a scale
-    mixture (gaussian_mixture 0.727) and scored worse on gaussian_linear (0.616;
-    nle_c2st_maf.md).
+    nle_flows.md), and its posteriors scored a lower C2ST (observations 1-10, the repeat-free
+    imh sampler: two_moons 0.511, gaussian_mixture 0.534, slcp 0.778, gaussian_linear 0.530;
+    methods_c2st_norepeat.md; the coupling flow, with the earlier sampler: 0.551, 0.552, 0.829,
+    0.614, nle_c2st.md). Where the likelihood is Gaussian in x (slcp), sbi's affine MAF
+    (``flow="maf", activation="tanh"``) is better still (slcp 0.695), but it cannot fit a scale
+    mixture (gaussian_mixture 0.727) and is worse on two_moons (0.558).
     Sampler options (``sampler``: "imh" default, "nuts", "slice", "hmc", "rwm",
     "importance", "rejection"; ``num_chains``, ``num_warmup``, ``thin``) kept by the posterior.
     """
