@@ -7,8 +7,10 @@ import pytest
 from scipy import stats
 
 import lfi
+from lfi.posteriors.tractable import LikelihoodPosterior
 from lfi.proposals import (
     PriorProposal,
+    ProposalFit,
     StudentTMixture,
     fit_proposal,
     independence_mh,
@@ -63,8 +65,6 @@ def test_repeat_fraction_counts_draws_equal_to_the_previous_kept_draw():
 
 
 def test_thin_for_from_the_importance_weights():
-    from lfi.proposals import ProposalFit
-
     draws = np.zeros((4, 1))
     exact = ProposalFit(draws, np.zeros(4), (1.0,), 0)  # proposal = target: every move accepted
     assert exact.thin_for(0.01) == 1
@@ -78,8 +78,6 @@ def test_thin_for_from_the_importance_weights():
 def test_imh_default_thinning_leaves_few_repeated_draws():
     # a proposal fitted to a Gaussian posterior accepts most moves but not all: at thin=1 some
     # kept draws repeat the last one; the posterior's thin="auto" must bring that to <= 1%
-    from lfi.posteriors.tractable import LikelihoodPosterior
-
     prior = lfi.Normal(jnp.zeros(3), jnp.ones(3))
     loglik = lambda theta, x: -0.5 * jnp.sum(((theta - x) / 0.3) ** 2)  # noqa: E731
     post = LikelihoodPosterior(prior, loglik, dim_x=3, sampler="imh")
