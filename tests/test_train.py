@@ -59,6 +59,36 @@ def test_learning_rate_decays_restart_from_the_best_weights():
     assert min(decayed.val_loss) <= min(plain.val_loss)
 
 
+class _WithUnused(eqx.Module):
+    line: eqx.nn.Linear
+    unused: jax.Array
+
+    def __call__(self, x):
+        return self.line(x)
+
+
+def test_weight_decay_shrinks_each_weight_by_lr_times_decay_per_step():
+    """AdamW (decoupled decay): a weight the loss ignores has a zero Adam step, so after s
+    optimizer steps it is exactly w0 (1 - lr wd)^s; the used weights still fit the data."""
+    x, y = _problem()
+    model = _WithUnused(eqx.nn.Linear(1, 1, key=jax.random.key(0)), jnp.full(3, 2.0))
+    lr, wd, epochs, batch = 0.05, 0.1, 7, 32
+    fitted, h = fit(
+        model, mse, (x, y), seed=1, batch_size=batch, learning_rate=lr, max_epochs=epochs,
+        patience=100, weight_decay=wd, progress=False,
+    )  # fmt: skip
+    assert len(h.val_loss) == epochs and h.best_epoch == epochs - 1
+    steps = epochs * ((len(x) - round(0.1 * len(x))) // batch)
+    np.testing.assert_allclose(fitted.unused, 2.0 * (1 - lr * wd) ** steps, rtol=1e-4)
+    plain, _ = fit(
+        model, mse, (x, y), seed=1, batch_size=batch, learning_rate=lr, max_epochs=epochs,
+        patience=100, progress=False,
+    )  # fmt: skip
+    np.testing.assert_array_equal(plain.unused, model.unused)
+    with pytest.raises(ValueError, match="weight_decay"):
+        fit(model, mse, (x, y), weight_decay=-1.0, progress=False)
+
+
 def test_bad_data_is_named():
     x, y = _problem(20)
     model = eqx.nn.Linear(1, 1, key=jax.random.key(0))

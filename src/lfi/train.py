@@ -82,10 +82,15 @@ def _partition(model: Any) -> tuple[Any, Any]:
 
 
 @lru_cache(maxsize=32)
-def _optimizer(clip_norm: float | None) -> optax.GradientTransformation:
-    """Adam after global-norm clipping; the learning rate lives in the state (see _set_lr)."""
+def _optimizer(clip_norm: float | None, weight_decay: float = 0.0) -> optax.GradientTransformation:
+    """Adam (AdamW with ``weight_decay`` > 0; Loshchilov & Hutter 2019, arXiv:1711.05101)
+    after global-norm clipping; the learning rate lives in the state (see _set_lr)."""
     clip = optax.clip_by_global_norm(clip_norm) if clip_norm else optax.identity()
-    return optax.chain(clip, optax.inject_hyperparams(optax.adam)(learning_rate=1e-3))
+    if weight_decay > 0:
+        adam = optax.inject_hyperparams(optax.adamw)(learning_rate=1e-3, weight_decay=weight_decay)
+    else:
+        adam = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
+    return optax.chain(clip, adam)
 
 
 def _set_lr(opt_state: Any, learning_rate: float) -> Any:
@@ -189,6 +194,7 @@ def fit(
     clip_norm: float | None = 5.0,
     lr_decays: int = 0,
     lr_factor: float = 0.2,
+    weight_decay: float = 0.0,
     progress: bool = True,
     checkpoint: str | os.PathLike[str] | None = None,
     checkpoint_seconds: float = 30.0,
@@ -199,7 +205,8 @@ def fit(
     Returns the model with the weights of the best validation epoch, and its :class:`History`.
     After ``patience`` epochs without a better validation loss, training goes back to the best
     weights with the learning rate times ``lr_factor`` (at most ``lr_decays`` times, each with
-    half the patience), then stops. ``patience_steps`` makes the patience at least that many
+    half the patience), then stops. ``weight_decay`` > 0 trains with AdamW (decoupled weight
+    decay, scaled by the learning rate). ``patience_steps`` makes the patience at least that many
     optimizer steps: with few training rows an epoch is a handful of steps, and 20 of them stop
     training long before it has converged.
 
@@ -241,7 +248,9 @@ def fit(
     # strong-typed leaves: a weak-typed one (e.g. from jnp.full with a Python scalar) comes back
     # strong from the first epoch, and the second epoch would compile the whole epoch again
     params = jax.tree_util.tree_map(lambda a: jax.lax.convert_element_type(a, a.dtype), params)
-    optimizer = _optimizer(None if clip_norm is None else float(clip_norm))
+    if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
+        raise ValueError(f"weight_decay: expected a number >= 0, got {weight_decay!r}")
+    optimizer = _optimizer(None if clip_norm is None else float(clip_norm), float(weight_decay))
     opt_state = _set_lr(optimizer.init(params), learning_rate)
     steps_per_epoch = max(1, n_train // batch_size)
     patience = max(int(patience), math.ceil(int(patience_steps) / steps_per_epoch))

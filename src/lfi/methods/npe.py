@@ -43,6 +43,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "clip_norm": 5.0,
     "lr_decays": 2,
     "lr_factor": 0.2,
+    "weight_decay": 0.0,
     "checkpoint": None,
     "checkpoint_seconds": 30.0,
     "block_rows": 100_000,
@@ -198,7 +199,7 @@ class NPE:
     ``knots``, ``interval``; ``embedding`` ("mlp", "deepset", "cnn1d" or a dict with sizes, see
     :mod:`lfi.nets.embeddings`) trained jointly with the flow. Training options:
     ``batch_size``, ``learning_rate``, ``max_epochs``, ``patience``, ``validation_fraction``,
-    ``clip_norm``, ``progress``.
+    ``clip_norm``, ``weight_decay`` (AdamW, decoupled weight decay; 0 by default), ``progress``.
 
     ``balance=λ > 0`` trains balanced NPE (BNPE, Delaunoy et al. 2023, arXiv:2304.10978; the
     paper uses λ = 100): the maximum-likelihood loss plus a penalty that makes the implied
