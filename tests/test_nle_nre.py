@@ -86,3 +86,37 @@ def test_nre_c_logit_is_the_log_ratio(data):
     diff_l, diff_e = learned - learned[0], exact - exact[0]
     # θ's within ~1 posterior sd: log-ratio differences are ~1 nat; allow 0.35 nat
     np.testing.assert_allclose(diff_l, diff_e, atol=0.35)
+
+
+def test_spline_interval_holds_the_z_scored_training_data():
+    from lfi.methods.nle import spline_interval
+
+    rng = np.random.default_rng(0)
+    x = rng.standard_normal((2000, 3))
+    assert spline_interval(x) == 5.0  # every |z| < 5: the default
+    assert spline_interval(None) == 5.0  # a store: rows not in memory
+    x[0, 1] = 40.0
+    z = abs(40.0 - x[:, 1].mean()) / x[:, 1].std()
+    assert spline_interval(x) == np.ceil(z) + 1
+    x[1] = np.nan  # non-finite rows are left out, as in training
+    assert np.isfinite(spline_interval(x))
+
+
+def test_nle_likelihood_depends_on_theta_beyond_five_standard_deviations():
+    """A spline is the identity outside its interval: with the interval fixed at 5, an
+    observation 6 sd out has a learned likelihood flat in θ; the default widens it."""
+    prior = lfi.BoxUniform([0.0], [2.0])
+    rng = np.random.default_rng(0)
+    theta = np.asarray(prior.sample(3000, seed=0))
+    x = theta + 0.2 * rng.standard_t(2, size=theta.shape)  # heavy tails: |z| up to ~30
+    z = (x - x.mean()) / x.std()
+    x_o = x.mean() + 6.0 * x.std()
+    assert np.abs(z).max() > 7  # the training data reach past x_o
+    grid = np.linspace(0.05, 1.95, 20)[:, None]
+    spread = {}
+    for interval in (5.0, "auto"):
+        post = lfi.NLE(prior, max_epochs=3, progress=False, interval=interval).fit(theta, x, seed=0)
+        spread[interval] = float(np.ptp(np.asarray(post.log_prob(grid, x=[x_o]))))
+    assert post.net_config["interval"] == np.ceil(np.abs(z).max()) + 1
+    assert spread[5.0] < 1e-4
+    assert spread["auto"] > 1e-2
