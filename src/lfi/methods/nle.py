@@ -52,7 +52,8 @@ def spline_interval(x: Any, default: float = DEFAULT_INTERVAL) -> float:
     if x is None:  # streamed from a store: its rows are not in memory here
         return default
     x = np.asarray(x, np.float64)
-    x = x.reshape(len(x), -1)[np.all(np.isfinite(x.reshape(len(x), -1)), axis=1)]
+    x = x.reshape(len(x), -1)
+    x = x[np.all(np.isfinite(x), axis=1)]
     if len(x) < 2:
         return default
     std = x.std(0)
