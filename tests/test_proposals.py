@@ -108,3 +108,20 @@ def test_prior_proposal_is_the_prior_in_unconstrained_space():
     theta = prior.from_unconstrained(u)
     expected = prior.log_prob(theta) + prior.log_det_from_unconstrained(u)
     np.testing.assert_allclose(jax.vmap(base.log_prob)(u), expected, rtol=1e-5)
+
+
+def test_gaussian_mixture_em_recovers_separated_components():
+    from lfi.proposals import _gaussian_mixture
+
+    rng = np.random.default_rng(0)
+    cov_b = np.array([[1.0, 0.8], [0.8, 1.0]])
+    z = np.concatenate([rng.normal(size=(600, 2)) * 0.5 + [-4.0, 0.0],
+                        rng.multivariate_normal([4.0, 1.0], cov_b, size=1400)])  # fmt: skip
+    weights, means, covs = _gaussian_mixture(z, 2, seed=0)
+    order = np.argsort(means[:, 0])
+    # 2000 draws: weight sd sqrt(.3 .7 / 2000) = 0.010; mean sd <= 1/sqrt(600) = 0.04;
+    # covariance entries sd <= sqrt(2/1400) ~ 0.04 (b) and 0.25 sqrt(2/600) ~ 0.015 (a)
+    np.testing.assert_allclose(weights[order], [0.3, 0.7], atol=0.04)
+    np.testing.assert_allclose(means[order], [[-4.0, 0.0], [4.0, 1.0]], atol=0.16)
+    np.testing.assert_allclose(covs[order[0]], 0.25 * np.eye(2), atol=0.06)
+    np.testing.assert_allclose(covs[order[1]], cov_b, atol=0.16)

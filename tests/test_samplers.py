@@ -172,3 +172,14 @@ def test_diagnostics_agree_with_blackjax():
     np.testing.assert_allclose(rhat(x), np.asarray(diagnostics.rhat(jnp.asarray(x))), rtol=1e-5)
     # same estimator up to Stan's last-pair refinement of the autocorrelation sum
     np.testing.assert_allclose(ess(x), np.asarray(diagnostics.ess_bulk(jnp.asarray(x))), rtol=0.05)
+
+
+def test_average_ranks_match_scipy_rankdata_with_ties_and_nan():
+    from scipy import stats
+
+    from lfi.samplers import _average_ranks
+
+    rng = np.random.default_rng(0)
+    for v in (rng.normal(size=500), rng.integers(0, 5, 500).astype(float), np.array([1.0, 1.0])):
+        np.testing.assert_array_equal(_average_ranks(v), stats.rankdata(v))
+    assert np.isnan(_average_ranks(np.array([np.nan, 1.0, 2.0]))).all()

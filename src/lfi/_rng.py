@@ -29,3 +29,13 @@ def as_key(seed: Seed) -> jax.Array:
 def numpy_seed(key: jax.Array) -> int:
     """A 31-bit integer for numpy/torch generators, derived from a JAX key."""
     return int(jax.random.randint(key, (), 0, 2**31 - 1))
+
+
+def numpy_rng(key: Seed) -> np.random.Generator:
+    """A numpy generator seeded by a JAX key's words (no JAX computation, nothing to compile).
+
+    >>> float(numpy_rng(0).random()) == float(numpy_rng(jax.random.key(0)).random())
+    True
+    """
+    words = np.asarray(jax.random.key_data(as_key(key)), np.uint32).ravel()
+    return np.random.default_rng([int(w) for w in words])

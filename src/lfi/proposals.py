@@ -37,8 +37,8 @@ import jax.numpy as jnp
 import numpy as np
 from jax.scipy.special import gammaln, logsumexp
 
-from lfi._rng import Seed, as_key
-from lfi.samplers import LogDensity, MCMCResult, _batch_log_density, _safe, convergence
+from lfi._rng import Seed, as_key, numpy_rng
+from lfi.samplers import LogDensity, MCMCResult, _batch_log_density, convergence
 
 __all__ = [
     "PriorProposal",
@@ -51,18 +51,31 @@ __all__ = [
 
 
 class StudentTMixture(eqx.Module):
-    """Σ_k w_k t_ν(u; μ_k, L_k L_kᵀ): a mixture of multivariate Student-t densities."""
+    """Σ_k w_k t_ν(u; μ_k, L_k L_kᵀ): a mixture of multivariate Student-t densities.
+
+    Its random draws come from numpy (:meth:`noise`, seeded from a JAX key) and only their
+    placement is JAX code (:meth:`place`): JAX's threefry draws take XLA seconds to compile on
+    a CPU, which a first call of a sampler would pay for each new shape.
+    """
 
     logits: jax.Array  # (K,) log weights, normalised
     means: jax.Array  # (K, d)
     chols: jax.Array  # (K, d, d) lower Cholesky factors of the scale matrices
-    df: float = eqx.field(static=True, default=5.0)
+    inv_chols: jax.Array  # (K, d, d) their inverses (a matmul compiles faster than a solve)
+    df: float = eqx.field(static=True)
+
+    def __init__(self, logits: Any, means: Any, chols: Any, df: float = 5.0):
+        self.logits = jnp.asarray(logits, jnp.float32)
+        self.means = jnp.asarray(means, jnp.float32)
+        self.chols = jnp.asarray(chols, jnp.float32)
+        self.inv_chols = jnp.asarray(np.linalg.inv(np.asarray(chols, np.float64)), jnp.float32)
+        self.df = float(df)
 
     @classmethod
     def wide(cls, mean: Any, cov: Any, df: float = 5.0) -> StudentTMixture:
         """One component: a t density with this location and scale matrix."""
-        mean, cov = jnp.asarray(mean, jnp.float32), jnp.asarray(cov, jnp.float32)
-        return cls(jnp.zeros(1), mean[None], jnp.linalg.cholesky(cov)[None], df)
+        mean, cov = np.asarray(mean, np.float64), np.asarray(cov, np.float64)
+        return cls(np.zeros(1), mean[None], np.linalg.cholesky(cov)[None], df)
 
     @property
     def dim(self) -> int:
@@ -71,31 +84,39 @@ class StudentTMixture(eqx.Module):
     def log_prob(self, u: jax.Array) -> jax.Array:
         """log q(u) for one point u (d,)."""
         d, nu = self.dim, self.df
-        z = jax.vmap(lambda m, c: jax.scipy.linalg.solve_triangular(c, u - m, lower=True))(
-            self.means, self.chols
-        )
+        z = jnp.einsum("kij,kj->ki", self.inv_chols, u - self.means)
         maha = jnp.sum(z**2, axis=1)
         log_det = jnp.sum(jnp.log(jnp.abs(jnp.diagonal(self.chols, axis1=1, axis2=2))), axis=1)
         const = gammaln((nu + d) / 2) - gammaln(nu / 2) - d / 2 * jnp.log(nu * jnp.pi)
         comp = const - log_det - (nu + d) / 2 * jnp.log1p(maha / nu)
         return logsumexp(self.logits + comp)
 
+    def noise(self, rng: np.random.Generator, n: int) -> tuple[np.ndarray, ...]:
+        """The randomness of ``n`` draws: components (n,), standard normals (n, d), χ²_ν (n,)."""
+        p = np.exp(np.asarray(self.logits, np.float64))
+        comp = rng.choice(len(p), size=n, p=p / p.sum()).astype(np.int32)
+        z = rng.standard_normal((n, self.dim), dtype=np.float32)
+        g = rng.chisquare(self.df, n).astype(np.float32)
+        return comp, z, g
+
+    def place(self, comp: jax.Array, z: jax.Array, g: jax.Array) -> jax.Array:
+        """Draws (n, d) from their :meth:`noise`: μ_k + L_k z √(ν/g)."""
+        scaled = jnp.einsum("nij,nj->ni", self.chols[comp], z) * jnp.sqrt(self.df / g)[:, None]
+        return self.means[comp] + scaled
+
     def sample(self, key: jax.Array, n: int) -> jax.Array:
-        """``n`` draws (n, d), with three batched random calls (fast to compile)."""
-        k_comp, k_z, k_g = jax.random.split(key, 3)
-        k = jax.random.categorical(k_comp, self.logits, shape=(n,))
-        z = jax.random.normal(k_z, (n, self.dim))
-        if float(self.df).is_integer():  # χ²_ν as a sum of squares: compiles far faster
-            g = jnp.sum(jax.random.normal(k_g, (n, int(self.df))) ** 2, axis=1)
-        else:
-            g = 2.0 * jax.random.gamma(k_g, self.df / 2, (n,))
-        scaled = jnp.einsum("nij,nj->ni", self.chols[k], z) * jnp.sqrt(self.df / g)[:, None]
-        return self.means[k] + scaled
+        """``n`` draws (n, d) (eager: the noise is numpy's, seeded from ``key``)."""
+        return _place(self, *self.noise(numpy_rng(key), int(n)))
+
+
+@eqx.filter_jit
+def _place(q, comp, z, g):
+    return q.place(comp, z, g)
 
 
 @eqx.filter_jit
 def _sample(q, key, n):
-    """n draws of q and log q at each."""
+    """n draws of q and log q at each (for a base that draws with JAX's random functions)."""
     u = q.sample(key, n)
     return u, jax.vmap(q.log_prob)(u)
 
@@ -110,7 +131,11 @@ def _draw(log_target, params, base, q, key, n):
 
     Three jitted calls, so that the target (a network, costly to compile) compiles once for all
     rounds, whatever the proposal's type."""
-    u, lq = _sample(q, key, n)
+    if isinstance(q, StudentTMixture):
+        u = q.sample(key, n)
+        lq = _log_probs(q, u)
+    else:
+        u, lq = _sample(q, key, n)
     clean = lambda v: np.where(np.isfinite(v), v, -np.inf)
     lt = np.asarray(_batch_log_density(log_target, params, u), np.float64)
     lb = lq if base is q else _log_probs(base, u)
@@ -172,25 +197,64 @@ class ProposalFit:
         return most
 
 
+def _gaussian_mixture(
+    z: np.ndarray, k: int, seed: int, reg: float = 1e-4, tol: float = 1e-3, max_iter: int = 100
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """EM for a k-component full-covariance Gaussian mixture on the rows of ``z`` (n, d), from
+    k-means++ seeds (Arthur & Vassilvitskii 2007); ``reg`` is added to each covariance's
+    diagonal. Stops when the mean log-likelihood gains less than ``tol``. Returns weights (k,),
+    means (k, d), covariances (k, d, d). Vectorised over components: the same EM as
+    scikit-learn's GaussianMixture at a fraction of its per-call overhead (several fits per
+    sampler call)."""
+    rng = np.random.default_rng(seed)
+    n, d = z.shape
+    centres = [z[rng.integers(n)]]
+    for _ in range(1, k):  # k-means++: the next seed with probability ∝ squared distance
+        d2 = np.min(((z[:, None] - np.asarray(centres)[None]) ** 2).sum(-1), axis=1)
+        centres.append(z[rng.choice(n, p=d2 / d2.sum())] if d2.sum() > 0 else z[rng.integers(n)])
+    d2 = ((z[:, None] - np.asarray(centres)[None]) ** 2).sum(-1)
+    resp = np.eye(k)[np.argmin(d2, axis=1)]  # (n, k) hard assignment to the nearest seed
+    last = -np.inf
+    for _ in range(max_iter):
+        nk = resp.sum(0) + 10 * np.finfo(float).eps
+        means = resp.T @ z / nk[:, None]
+        diff = z[None] - means[:, None]  # (k, n, d)
+        covs = (resp.T[:, :, None] * diff).transpose(0, 2, 1) @ diff / nk[:, None, None]
+        covs += reg * np.eye(d)
+        weights = nk / n
+        inv = np.linalg.inv(np.linalg.cholesky(covs))  # (k, d, d)
+        maha = ((diff @ inv.transpose(0, 2, 1)) ** 2).sum(-1)  # (k, n)
+        log_det = np.log(np.diagonal(inv, axis1=1, axis2=2)).sum(-1)  # −½ log|Σ_k|
+        log_p = (
+            np.log(weights)[:, None] + log_det[:, None] - 0.5 * maha - 0.5 * d * np.log(2 * np.pi)
+        )
+        top = log_p.max(0)
+        log_norm = top + np.log(np.exp(log_p - top).sum(0))
+        resp = np.exp(log_p - log_norm).T
+        mean_ll = float(log_norm.mean())
+        if mean_ll - last < tol:
+            break
+        last = mean_ll
+    return weights, means, covs
+
+
 def _fit_mixture(u: np.ndarray, components: int, seed: int, df: float) -> StudentTMixture:
     """A t mixture over the (unweighted, resampled) rows of ``u``: EM for a Gaussian mixture
-    on standardised rows, scale matrices inflated 1.5² (the t tails add more), plus a defensive
-    component (weight 0.1) with twice the rows' spread."""
-    from sklearn.mixture import GaussianMixture
-
+    on standardised rows (the t tails widen each component), plus a defensive component
+    (weight 0.1) with twice the rows' spread."""
     d = u.shape[1]
     mean, std = u.mean(0), u.std(0) + 1e-6
     z = (u - mean) / std
     distinct = len(np.unique(np.round(z, 6), axis=0))
     k = int(max(1, min(components, distinct // max(2, d))))
-    gm = GaussianMixture(k, covariance_type="full", reg_covar=1e-4, random_state=seed).fit(z)
-    covs = gm.covariances_ * std[None, :, None] * std[None, None, :]
-    means = gm.means_ * std + mean
+    gm_weights, gm_means, gm_covs = _gaussian_mixture(z, k, seed)
+    covs = gm_covs * std[None, :, None] * std[None, None, :]
+    means = gm_means * std + mean
     broad = 4.0 * (np.cov(u.T).reshape(d, d) + 1e-6 * np.eye(d))
     pad = components - k  # unused components (weight 0) keep the shapes, and the compiled code
     means = np.concatenate([means, np.repeat(mean[None], pad, 0), mean[None]])
     covs = np.concatenate([covs, np.repeat(broad[None], pad, 0), broad[None]])
-    weights = np.concatenate([0.9 * gm.weights_, np.zeros(pad), [0.1]])
+    weights = np.concatenate([0.9 * gm_weights, np.zeros(pad), [0.1]])
     chols = np.linalg.cholesky(covs)
     with np.errstate(divide="ignore"):
         log_weights = np.log(weights)
@@ -240,7 +304,7 @@ def fit_proposal(
                 f"{round_}; check the observation and the prior"
             )
         log_w = functools.partial(_tempered_log_weights, lt=lt, lb=lb, lq=lq)
-        fit_seed = int(jax.random.randint(k_fit, (), 0, 2**31 - 1))
+        fit_seed = int(numpy_rng(k_fit).integers(2**31 - 1))
         if beta == 1.0:
             frac = _ess_fraction(log_w(1.0))
             fractions.append(frac)
@@ -273,36 +337,51 @@ def fit_proposal(
     return q, ProposalFit(fit.draws, fit.log_weights, tuple(fractions), fit.seed, tuple(betas))
 
 
-@eqx.filter_jit
-def _run_imh(log_density, params, q, init, key, num_warmup, thin, draws):
-    """``num_warmup`` steps, then ``draws`` kept states ``thin`` steps apart; ``num_warmup`` and
-    ``thin`` are traced, so changing them does not compile again."""
-    logdensity = jax.vmap(_safe(log_density, params))
-    log_q = jax.vmap(q.log_prob)
-    chains = init.shape[0]
+CHUNK = 10_000  # proposals per batched target call: fit_proposal's default num_draws, so that
+# independence_mh reuses the fit's compiled code
 
-    def steps(i, carry):  # one step of every chain: all proposals drawn in one batch
-        (u, ld, lq), key, total = carry
-        k_prop, k_acc = jax.random.split(jax.random.fold_in(key, i))
-        v = q.sample(k_prop, chains)
-        ld_v, lq_v = logdensity(v), log_q(v)
-        log_ratio = (ld_v - lq_v) - (ld - lq)
-        accept = jnp.where(jnp.isnan(log_ratio), 0.0, jnp.exp(jnp.minimum(log_ratio, 0.0)))
-        take = jax.random.uniform(k_acc, (chains,)) < accept
-        new = (jnp.where(take[:, None], v, u), jnp.where(take, ld_v, ld), jnp.where(take, lq_v, lq))
-        return new, key, total + jnp.mean(accept)
 
-    ld0 = logdensity(init)
-    states = (init, ld0, log_q(init))
-    k_warm, k_draw = jax.random.split(key)
-    states, _, _ = jax.lax.fori_loop(0, num_warmup, steps, (states, k_warm, 0.0))
+def _weights(log_density, params, q, u) -> np.ndarray:
+    """log target − log q at the rows of ``u``, in batches of CHUNK (the last one padded)."""
+    n = len(u)
+    full = np.concatenate([np.asarray(u, np.float32), np.zeros((-n % CHUNK, u.shape[1]), "f4")])
+    out = []
+    for i in range(0, len(full), CHUNK):
+        batch = jnp.asarray(full[i : i + CHUNK])
+        lt = np.asarray(_batch_log_density(log_density, params, batch), np.float64)
+        out.append(lt - np.asarray(_log_probs(q, batch), np.float64))
+    lw = np.concatenate(out)[:n]
+    return np.where(np.isnan(lw), -np.inf, lw)
 
-    def body(states, key):
-        states, _, total = jax.lax.fori_loop(0, thin, steps, (states, key, 0.0))
-        return states, (states[0], total / thin)
 
-    _, (x, accept) = jax.lax.scan(body, states, jax.random.split(k_draw, draws))
-    return jnp.swapaxes(x, 0, 1), jnp.mean(accept), ld0
+def _draws(q: StudentTMixture, rng: np.random.Generator, n: int) -> np.ndarray:
+    """``n`` draws of q, placed in batches of CHUNK (one compiled shape)."""
+    comp, z, g = q.noise(rng, n + (-n % CHUNK))
+    starts = range(0, len(g), CHUNK)
+    batches = [_place(q, *(a[i : i + CHUNK] for a in (comp, z, g))) for i in starts]
+    return np.concatenate([np.asarray(b) for b in batches])[:n]
+
+
+def _imh_chain(log_w: np.ndarray, log_w0: np.ndarray, log_u: np.ndarray):
+    """Independence MH over precomputed weights: ``log_w`` (steps, chains) of the proposals,
+    ``log_w0`` (chains,) of the starts, ``log_u`` (steps, chains) log uniforms. Returns the
+    index of each chain's state after each step (a step's proposal row, −1 for the start) and
+    the mean acceptance probability of each step."""
+    steps, chains = log_w.shape
+    idx = np.full((steps, chains), -1, np.int64)
+    accept = np.empty(steps)
+    cur_i, cur_w = np.full(chains, -1, np.int64), log_w0.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        for s in range(steps):
+            log_ratio = log_w[s] - cur_w  # nan (−inf − −inf): never taken
+            accept[s] = np.mean(
+                np.where(np.isnan(log_ratio), 0.0, np.exp(np.minimum(log_ratio, 0)))
+            )
+            take = log_u[s] < log_ratio
+            cur_i = np.where(take, s, cur_i)
+            cur_w = np.where(take, log_w[s], cur_w)
+            idx[s] = cur_i
+    return idx, accept
 
 
 def repeat_fraction(samples: Any) -> float:
@@ -337,16 +416,26 @@ def independence_mh(
     if min(num_samples, thin) < 1 or num_warmup < 0:
         raise ValueError(f"num_samples, thin, num_warmup: got {num_samples}, {thin}, {num_warmup}")
     tic = time.perf_counter()
-    draws = -(-int(num_samples) // init.shape[0])
-    warm, step = jnp.int32(num_warmup), jnp.int32(thin)
-    run = _run_imh(log_density, params, proposal, init, as_key(seed), warm, step, draws)
-    x, accept, ld0 = run
-    bad = ~np.isfinite(np.asarray(ld0))  # checked after the run: one compiled call, not two
+    chains, draws = init.shape[0], -(-int(num_samples) // init.shape[0])
+    steps = int(num_warmup) + draws * int(thin)
+    # The proposals do not depend on the chains' states: draw and weigh them all in batches
+    # (the target's batched code, compiled once), then run the accept/reject steps on numbers.
+    rng = numpy_rng(as_key(seed))
+    v = _draws(proposal, rng, steps * chains)
+    log_w = _weights(log_density, params, proposal, v)
+    v = v.reshape(steps, chains, -1)
+    log_w0 = _weights(log_density, params, proposal, np.asarray(init))
+    bad = ~np.isfinite(log_w0)
     if bad.any():
         raise ValueError(f"init: the log density is not finite at {int(bad.sum())} starting points")
-    x = np.asarray(x)
+    log_u = np.log(rng.random((steps, chains)))
+    idx, accept = _imh_chain(log_w.reshape(steps, chains), log_w0, log_u)
+    keep = int(num_warmup) + int(thin) * np.arange(1, draws + 1) - 1
+    rows, cols = idx[keep], np.arange(chains)[None, :]  # (draws, chains)
+    x = np.where((rows < 0)[..., None], np.asarray(init)[cols], v[np.maximum(rows, 0), cols])
+    x = np.swapaxes(x, 0, 1)
     r, e = convergence(x)
-    acceptance = float(accept)
+    acceptance = float(np.mean(accept[int(num_warmup) :]))
     seconds = time.perf_counter() - tic
     return MCMCResult(
         x, r, e, acceptance, 0, "imh", seconds, float("nan"), int(num_warmup), int(num_samples)
