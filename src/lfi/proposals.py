@@ -293,18 +293,17 @@ def fit_proposal(
     and a :class:`ProposalFit`. Raises when the target is −inf at every draw, or when β has not
     reached 1 within ``max_rounds``.
     """
-    key = as_key(seed)
+    rng = numpy_rng(seed)  # round seeds from numpy: no JAX key arithmetic to compile
     q, beta, best, fractions, betas = base, 0.0, None, [], []
     for round_ in range(max_rounds):
-        key, k_draw, k_fit = jax.random.split(key, 3)
-        u, lt, lb, lq = _draw(log_target, params, base, q, k_draw, int(num_draws))
+        k_draw, fit_seed = (int(v) for v in rng.integers(2**31 - 1, size=2))
+        u, lt, lb, lq = _draw(log_target, params, base, q, as_key(k_draw), int(num_draws))
         if not np.isfinite(lt).any():
             raise RuntimeError(
                 f"fit_proposal: the target is -inf (or NaN) at all {num_draws} draws of round "
                 f"{round_}; check the observation and the prior"
             )
         log_w = functools.partial(_tempered_log_weights, lt=lt, lb=lb, lq=lq)
-        fit_seed = int(numpy_rng(k_fit).integers(2**31 - 1))
         if beta == 1.0:
             frac = _ess_fraction(log_w(1.0))
             fractions.append(frac)
@@ -422,9 +421,9 @@ def independence_mh(
     # (the target's batched code, compiled once), then run the accept/reject steps on numbers.
     rng = numpy_rng(as_key(seed))
     v = _draws(proposal, rng, steps * chains)
-    log_w = _weights(log_density, params, proposal, v)
+    both = _weights(log_density, params, proposal, np.concatenate([np.asarray(init), v]))
+    log_w0, log_w = both[:chains], both[chains:]
     v = v.reshape(steps, chains, -1)
-    log_w0 = _weights(log_density, params, proposal, np.asarray(init))
     bad = ~np.isfinite(log_w0)
     if bad.any():
         raise ValueError(f"init: the log density is not finite at {int(bad.sum())} starting points")

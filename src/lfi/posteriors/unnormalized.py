@@ -27,7 +27,7 @@ import optax
 import paramax
 
 from lfi import proposals, samplers
-from lfi._rng import Seed, as_key
+from lfi._rng import Seed, as_key, numpy_rng
 from lfi.nets.classifiers import build_classifier
 from lfi.nets.flows import build_flow
 from lfi.posteriors.base import ObservationMixin, check_theta
@@ -171,16 +171,17 @@ class UnnormalizedPosterior(ObservationMixin):
         opts = {**self.sampler_options, **options}
         kind = _check_sampler(opts.pop("sampler", self.sampler))
         params = self._params(x)
-        key_init, key_run = jax.random.split(as_key(seed))
         if kind in ("importance", "rejection"):
-            u = self._proposal_draws(kind, params, int(n), key_run, opts)
+            u = self._proposal_draws(kind, params, int(n), jax.random.split(as_key(seed))[1], opts)
         else:
             # chains: 50 for imh, 20 for the others, fewer for small n (>= 50 draws per chain)
             most = 50 if kind == "imh" else 20
             chains = int(opts.pop("num_chains", max(1, min(most, int(n) // 50))))
-            if kind == "imh":
-                result = self._imh(params, int(n), chains, key_init, key_run, opts)
+            if kind == "imh":  # seeds from numpy: no JAX key arithmetic to compile
+                seeds = [int(s) for s in numpy_rng(seed).integers(2**31 - 1, size=2)]
+                result = self._imh(params, int(n), chains, *seeds, opts)
             else:
+                key_init, key_run = jax.random.split(as_key(seed))
                 init = self.initial_points(params, chains, key_init)
                 result = samplers.mcmc(
                     _log_density, params, init, int(n), seed=key_run, kernel=kind, **opts
@@ -188,7 +189,7 @@ class UnnormalizedPosterior(ObservationMixin):
             samplers.check(result)
             self.diagnostics = result
             u = result.flat
-        return self.prior.from_unconstrained(u)
+        return _from_unconstrained(self.prior, u)
 
     def _imh(self, params, n, chains, key_init, key_run, opts) -> samplers.MCMCResult:
         fit_opts = {k: opts.pop(k) for k in _FIT_OPTIONS if k in opts}
@@ -307,6 +308,11 @@ def _check_sampler(name: str) -> str:
     if name not in SAMPLERS:
         raise ValueError(f"sampler: expected one of {SAMPLERS}, got {name!r}")
     return name
+
+
+@eqx.filter_jit
+def _from_unconstrained(prior, u):  # one compiled call, not one per eager operation
+    return prior.from_unconstrained(u)
 
 
 @eqx.filter_jit
