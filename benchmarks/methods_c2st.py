@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 import jax
+import numpy as np
 
 from lfi.bench import run_task
 from lfi.methods.sequential import SEQUENTIAL
@@ -68,9 +69,20 @@ def main(argv=None) -> int:
         help="method options, VALUE parsed as JSON (e.g. adjust=true num_accept=200)",
     )
     p.add_argument("--out", default="benchmarks/results/methods_c2st.json")
+    p.add_argument(
+        "--merge",
+        nargs="+",
+        metavar="JSON",
+        help="instead of running: merge these runs' per-observation results into --out",
+    )
     args = p.parse_args(argv)
     out = Path(args.out)
     out.parent.mkdir(parents=True, exist_ok=True)
+    if args.merge:
+        runs = merge([r for f in args.merge for r in json.loads(Path(f).read_text())])
+        out.write_text(json.dumps(runs, indent=1, default=str))
+        out.with_suffix(".md").write_text(render(runs, " ".join(["python", *sys.argv])))
+        return 0
     runs = json.loads(out.read_text()) if out.exists() else []
     options = {}
     for item in args.options:
@@ -116,6 +128,35 @@ def main(argv=None) -> int:
     return 0
 
 
+def merge(runs: list[dict]) -> list[dict]:
+    """One run per (method, task, budget, seed, options) from runs over disjoint observations.
+
+    Exact for the methods here: observation k's simulations, training and draws are seeded by
+    k alone (``jax.random.fold_in(key, k)``), so a cell split across processes by
+    ``--observations`` gives the figures one process would. Seconds are summed.
+    """
+    merged: dict[str, dict] = {}
+    for r in runs:
+        key = json.dumps([r["method"], r["task"], r["num_simulations"], r["seed"], r["options"]])
+        if key not in merged:
+            merged[key] = {**r, "c2st": {}, "mcmc": {}, "observations": []}
+            for k in ("seconds_train", "seconds_sample", "seconds_score", "wall_seconds"):
+                merged[key][k] = 0.0
+        m = merged[key]
+        twice = set(m["observations"]) & set(r["observations"])
+        if twice:
+            raise ValueError(f"merge: observations {sorted(twice)} of {key} appear twice")
+        m["observations"] = sorted(m["observations"] + list(r["observations"]))
+        m["c2st"].update(r["c2st"])
+        m["mcmc"].update(r.get("mcmc") or {})
+        for k in ("seconds_train", "seconds_sample", "seconds_score", "wall_seconds"):
+            m[k] += r.get(k) or 0.0
+    for m in merged.values():
+        m["c2st_mean"] = float(np.mean(list(m["c2st"].values())))
+        m["mcmc"] = m["mcmc"] or None
+    return list(merged.values())
+
+
 def render(runs: list[dict], command: str) -> str:
     lines = [
         "# lfi methods: mean C2ST over observations (0.5 is best) beside sbibm",
@@ -129,6 +170,8 @@ def render(runs: list[dict], command: str) -> str:
     for m in runs:
         ref = m.get("sbibm")
         ok = "" if ref is None else ("yes" if m["c2st_mean"] <= ref else "**no**")
+        if ref is not None and len(m["observations"]) < 10:  # sbibm's figures: 10 observations
+            ok += f" ({len(m['observations'])} of 10 obs.)"
         rhat = max((d["rhat_max"] for d in (m.get("mcmc") or {}).values()), default=None)
         lines.append(
             f"| {m['method']}{_options(m)} | {m['task']} | {m['num_simulations']} "
