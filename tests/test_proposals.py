@@ -125,3 +125,22 @@ def test_gaussian_mixture_em_recovers_separated_components():
     np.testing.assert_allclose(means[order], [[-4.0, 0.0], [4.0, 1.0]], atol=0.16)
     np.testing.assert_allclose(covs[order[0]], 0.25 * np.eye(2), atol=0.06)
     np.testing.assert_allclose(covs[order[1]], cov_b, atol=0.16)
+
+
+def test_imh_stream_gives_the_same_first_proposals_however_many_are_asked_for():
+    from lfi.proposals import CHUNK, _Stream
+
+    q = StudentTMixture.wide(jnp.zeros(2), jnp.eye(2))
+    target = lambda p, u: -0.5 * jnp.sum(u**2)  # noqa: E731
+    stream = _Stream(target, None, q, seed=3)
+    v, log_w, log_u = stream.take(CHUNK + 10)
+    assert v.shape == (CHUNK + 10, 2) and log_w.shape == log_u.shape == (CHUNK + 10,)
+    assert len(stream.chunks) == 2
+    shorter = stream.take(CHUNK + 5)  # a shorter run: nothing new evaluated
+    assert len(stream.chunks) == 2
+    fresh = _Stream(target, None, q, seed=3).take(3)  # a new stream with the same seed
+    for a, b, c in zip((v, log_w, log_u), shorter, fresh):
+        np.testing.assert_array_equal(b, a[: CHUNK + 5])
+        np.testing.assert_array_equal(c, a[:3])
+    expected = -0.5 * np.sum(v**2, axis=1) - np.asarray(jax.vmap(q.log_prob)(jnp.asarray(v)))
+    np.testing.assert_allclose(log_w, expected, rtol=1e-5, atol=1e-5)

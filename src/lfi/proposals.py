@@ -353,12 +353,34 @@ def _weights(log_density, params, q, u) -> np.ndarray:
     return np.where(np.isnan(lw), -np.inf, lw)
 
 
-def _draws(q: StudentTMixture, rng: np.random.Generator, n: int) -> np.ndarray:
-    """``n`` draws of q, placed in batches of CHUNK (one compiled shape)."""
-    comp, z, g = q.noise(rng, n + (-n % CHUNK))
-    starts = range(0, len(g), CHUNK)
-    batches = [_place(q, *(a[i : i + CHUNK] for a in (comp, z, g))) for i in starts]
-    return np.concatenate([np.asarray(b) for b in batches])[:n]
+class _Stream:
+    """Independence MH's proposals, drawn and weighed CHUNK at a time on demand, and kept.
+
+    Chunk i's draws and uniforms come from a numpy generator seeded by (seed, i), so the first n
+    proposals do not depend on how many are asked for: a longer run (more thinning) reuses a
+    shorter one's proposals as its first steps instead of evaluating the target again.
+    """
+
+    def __init__(self, log_density: LogDensity, params: Any, q: StudentTMixture, seed: Seed):
+        self.args = (log_density, params, q)
+        self.words = [int(w) for w in np.asarray(jax.random.key_data(as_key(seed))).ravel()]
+        self.chunks: list[tuple[np.ndarray, ...]] = []
+        self.starts: dict[bytes, np.ndarray] = {}
+
+    def take(self, n: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """The first ``n`` proposals (n, d), their log target − log q (n,), log uniforms (n,)."""
+        q = self.args[2]
+        while len(self.chunks) * CHUNK < n:
+            rng = np.random.default_rng([*self.words, len(self.chunks)])
+            v = np.asarray(_place(q, *q.noise(rng, CHUNK)))
+            self.chunks.append((v, _weights(*self.args, v), np.log(rng.random(CHUNK))))
+        return tuple(np.concatenate(parts)[:n] for parts in zip(*self.chunks))
+
+    def start_weights(self, init: np.ndarray) -> np.ndarray:
+        key = init.tobytes()
+        if key not in self.starts:
+            self.starts[key] = _weights(*self.args, init)
+        return self.starts[key]
 
 
 def _imh_chain(log_w: np.ndarray, log_w0: np.ndarray, log_u: np.ndarray):
@@ -414,24 +436,27 @@ def independence_mh(
         raise ValueError(f"init: expected shape (chains, {proposal.dim}), got {init.shape}")
     if min(num_samples, thin) < 1 or num_warmup < 0:
         raise ValueError(f"num_samples, thin, num_warmup: got {num_samples}, {thin}, {num_warmup}")
+    return _run(_Stream(log_density, params, proposal, seed), np.asarray(init), num_samples,
+                num_warmup, thin)  # fmt: skip
+
+
+def _run(stream: _Stream, init: np.ndarray, num_samples: int, num_warmup: int, thin: int):
+    """:func:`independence_mh` on a stream's proposals (the target's batched code, compiled
+    once, evaluates them: they do not depend on the chains' states), then the accept/reject
+    steps on numbers."""
     tic = time.perf_counter()
     chains, draws = init.shape[0], -(-int(num_samples) // init.shape[0])
     steps = int(num_warmup) + draws * int(thin)
-    # The proposals do not depend on the chains' states: draw and weigh them all in batches
-    # (the target's batched code, compiled once), then run the accept/reject steps on numbers.
-    rng = numpy_rng(as_key(seed))
-    v = _draws(proposal, rng, steps * chains)
-    both = _weights(log_density, params, proposal, np.concatenate([np.asarray(init), v]))
-    log_w0, log_w = both[:chains], both[chains:]
-    v = v.reshape(steps, chains, -1)
+    log_w0 = stream.start_weights(init)
     bad = ~np.isfinite(log_w0)
     if bad.any():
         raise ValueError(f"init: the log density is not finite at {int(bad.sum())} starting points")
-    log_u = np.log(rng.random((steps, chains)))
-    idx, accept = _imh_chain(log_w.reshape(steps, chains), log_w0, log_u)
+    v, log_w, log_u = stream.take(steps * chains)
+    idx, accept = _imh_chain(log_w.reshape(steps, chains), log_w0, log_u.reshape(steps, chains))
     keep = int(num_warmup) + int(thin) * np.arange(1, draws + 1) - 1
     rows, cols = idx[keep], np.arange(chains)[None, :]  # (draws, chains)
-    x = np.where((rows < 0)[..., None], np.asarray(init)[cols], v[np.maximum(rows, 0), cols])
+    v = v.reshape(steps, chains, -1)
+    x = np.where((rows < 0)[..., None], init[cols], v[np.maximum(rows, 0), cols])
     x = np.swapaxes(x, 0, 1)
     r, e = convergence(x)
     acceptance = float(np.mean(accept[int(num_warmup) :]))

@@ -200,10 +200,17 @@ class UnnormalizedPosterior(ObservationMixin):
         auto = thin == "auto"
         if auto:  # IMH draws are correlated only through repeats (rejected moves): thin them
             thin = fit.thin_for(MAX_REPEATS / 2)  # half the allowance: a margin for the estimate
-        while True:
-            result = proposals.independence_mh(
-                _log_density, params, q, fit.starts(chains), n, seed=key_run, thin=thin, **opts
+        num_warmup = int(opts.pop("num_warmup", 50))
+        if opts or num_warmup < 0 or int(thin) < 1:
+            raise ValueError(
+                f"imh options: unknown {sorted(opts)} or num_warmup={num_warmup} < 0 or "
+                f"thin={thin} < 1 (expected num_warmup, thin, {', '.join(_FIT_OPTIONS)})"
             )
+        # one stream of proposals: a rerun with more thinning extends the previous run's
+        stream = proposals._Stream(_log_density, params, q, key_run)
+        starts = np.asarray(fit.starts(chains), np.float32)
+        while True:
+            result = proposals._run(stream, starts, n, num_warmup, thin)
             if not auto or thin >= 64:
                 return result
             if np.nanmax(result.rhat) > 1.01:
