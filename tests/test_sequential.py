@@ -68,3 +68,32 @@ def test_infer_routes_and_checks_arguments():
         lfi.infer(simulator, PRIOR, "nre_c", num_simulations=300, num_rounds=2, x_o=X_O)
     with pytest.raises(ValueError, match="method"):
         sequential(simulator, PRIOR, "sabc", X_O)
+
+
+@pytest.mark.parametrize("cls", [lfi.NPE, lfi.NLE, lfi.NRE])
+def test_warm_start_trains_on_from_the_earlier_network(cls):
+    theta, x = lfi.simulate(simulator, PRIOR, 400, seed=0, progress=False)
+    first = cls(PRIOR, **FAST).fit(theta, x, seed=0)
+    fresh, warm = cls(PRIOR, **FAST), cls(PRIOR, **FAST)
+    fresh.fit(theta, x, seed=1)
+    post = warm.fit(theta, x, seed=1, init=first)
+    # the warm fit's first epoch starts from a network trained for 20 epochs on the same data:
+    # its validation loss is already below a fresh network's after one epoch
+    assert warm.history.val_loss[0] < fresh.history.val_loss[0]
+    assert post._stand is first._stand  # round 1's z-scoring is kept
+    with pytest.raises(ValueError, match="init"):
+        cls(PRIOR, **FAST).fit(theta, np.concatenate([x, x], 1), seed=0, init=first)
+    other = lfi.NPE if cls is not lfi.NPE else lfi.NLE
+    with pytest.raises(ValueError, match="init"):
+        other(PRIOR, **FAST).fit(theta, x, seed=0, init=first)
+    with pytest.raises(TypeError, match="init"):
+        cls(PRIOR, **FAST).fit(theta, x, seed=0, init="posterior.eqx")
+
+
+def test_rounds_record_epochs_with_and_without_warm_start():
+    for warm in (True, False):
+        post = sequential(
+            simulator, PRIOR, "snle", X_O, num_rounds=2, num_simulations=400, seed=0,
+            warm_start=warm, num_warmup=20, **FAST,
+        )  # fmt: skip
+        assert all(1 <= r["epochs"] <= 20 for r in post.rounds)

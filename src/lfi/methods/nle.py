@@ -111,16 +111,18 @@ class NLE:
         self.train_options = {**TRAIN_DEFAULTS, **train}
         self.history = None
 
-    def fit(self, theta: Any, x: Any, seed: Seed = 0) -> UnnormalizedPosterior:
+    def fit(self, theta: Any, x: Any, seed: Seed = 0, *, init: Any = None) -> UnnormalizedPosterior:
+        """Train on ``theta`` (n, dθ) and ``x`` (n, dx) (or a simulation store as ``theta``);
+        ``init``: a posterior of an earlier fit to train on from (a warm start)."""
         options = dict(self.flow_options)
-        if options.get("interval", "auto") == "auto":
+        if init is None and options.get("interval", "auto") == "auto":
             options["interval"] = spline_interval(None if is_store(theta) else x)
 
         def build(dim_x: int, key: Any) -> tuple[dict, Any]:
             config = flow_config(dim_x, self.prior.dim, **options)
             return config, build_flow(config, key)
 
-        fitted = train_standardized(self, theta, x, seed, build, nle_loss)
+        fitted = train_standardized(self, theta, x, seed, build, nle_loss, init=init)
         return unnormalized_posterior(self, *fitted, kind="likelihood")
 
 

@@ -136,6 +136,7 @@ def train_standardized(
     loss: Any,
     trials: int | None = None,
     make_loss: Any = None,
+    init: Any = None,
 ):
     """The fit shared by NPE, NLE and NRE: check the data, z-score θ (in the prior's
     unconstrained space) and x, ``build(dim_x, key) -> (config, net)``, train with the one loop.
@@ -145,9 +146,14 @@ def train_standardized(
     ``block_rows`` rows (:class:`lfi.methods.store_data.StoreBlocks`).
     ``make_loss(standardizer)``, if given, builds the loss instead (for losses that need the
     z-scoring, such as balanced NPE).
+    ``init``: a posterior fitted before by an estimator of the same kind and options (a warm
+    start): its network is trained on from its weights, and its z-scoring and configuration are
+    kept (as sbi's sequential rounds do).
     Sets ``estimator.history``; returns ``(trained, standardizer, config, dim_x)``."""
     prior, key = estimator.prior, as_key(seed)
     options = estimator.train_options
+    if init is not None:
+        return _train_on(estimator, theta, x, key, loss, trials, make_loss, init)
     if is_store(theta):  # a simulation store, streamed from disk a block at a time
         if x is not None:
             raise ValueError("x: give None when theta is a simulation store")
@@ -177,6 +183,42 @@ def train_standardized(
         warnings.warn(
             f"{name}: validation loss never improved; the posterior is untrained", stacklevel=3
         )
+    return trained, stand, config, dim_x
+
+
+def _warm(init: Any) -> tuple[Any, Standardizer, dict, int]:
+    """(network, standardizer, config, dim_x) of a fitted posterior, to train on from."""
+    net = getattr(init, "_trained", None)
+    config = getattr(init, "flow_config", getattr(init, "net_config", None))
+    if net is None or not config:
+        raise TypeError(
+            f"init: expected a posterior fitted by NPE, NLE or NRE, got {type(init).__name__}"
+        )
+    return net, init._stand, config, init.dim_x
+
+
+def _train_on(estimator, theta, x, key, loss, trials, make_loss, init):
+    """:func:`train_standardized` from ``init``'s network and z-scoring (a warm start)."""
+    if is_store(theta):
+        raise ValueError("init: a warm start takes arrays, not a simulation store")
+    net, stand, config, dim_x = _warm(init)
+    if getattr(init, "method", None) != estimator.method:
+        raise ValueError(
+            f"init: a {getattr(init, 'method', '?')!r} posterior cannot start a "
+            f"{estimator.method!r} fit"
+        )
+    if init.prior.dim != estimator.prior.dim:
+        raise ValueError(f"init: fitted for {init.prior.dim} parameters, not {estimator.prior.dim}")
+    theta, x = check_training_data(estimator.prior, theta, x, padded=trials is not None)
+    if x.shape[1] != dim_x:
+        raise ValueError(f"init: fitted on x of {dim_x} values per row, got {x.shape[1]}")
+    u = jnp.asarray(estimator.prior.to_unconstrained(theta))
+    data = (stand.z_theta(u), stand.z_x(jnp.asarray(x)))
+    if make_loss is not None:
+        loss = make_loss(stand)
+    trained, estimator.history = fit(
+        net, loss, data, seed=key, progress=estimator.progress, **estimator.train_options
+    )
     return trained, stand, config, dim_x
 
 
@@ -232,7 +274,10 @@ class NPE:
         self.train_options = {**TRAIN_DEFAULTS, **train}
         self.history = None
 
-    def fit(self, theta: Any, x: Any, seed: Seed = 0) -> DirectPosterior:
+    def fit(self, theta: Any, x: Any, seed: Seed = 0, *, init: Any = None) -> DirectPosterior:
+        """Train on ``theta`` (n, dθ) and ``x`` (n, dx) (or a simulation store as ``theta``);
+        ``init``: a posterior of an earlier fit to train on from (a warm start)."""
+
         def build(dim_x: int, key: Any) -> tuple[dict, Any]:
             config = flow_config(self.prior.dim, dim_x, **self.flow_options)
             return config, build_flow(config, key)
@@ -242,7 +287,10 @@ class NPE:
         if self.balance > 0:
             prior, balance = self.prior, self.balance
             make_loss = lambda st: BalancedNPELoss(prior, st.theta_mean, st.theta_std, balance)  # noqa: E731
-        fitted = train_standardized(self, theta, x, seed, build, npe_loss, trials, make_loss)
+        fitted = train_standardized(self, theta, x, seed, build, npe_loss, trials, make_loss, init)
         trained, stand, config, dim_x = fitted
-        method = "bnpe" if self.balance > 0 else "npe"
-        return DirectPosterior(self.prior, trained, stand, config, dim_x, self.history, method)
+        return DirectPosterior(self.prior, trained, stand, config, dim_x, self.history, self.method)
+
+    @property
+    def method(self) -> str:
+        return "bnpe" if self.balance > 0 else "npe"

@@ -1,7 +1,8 @@
 """Sequential rounds for one observation x_o: SNPE (truncated proposals), SNLE and SNRE.
 
 Round 1 simulates from the prior. Round k simulates from a proposal built from the posterior of
-round k−1 at x_o, all simulations so far are pooled, and the estimator is trained again:
+round k−1 at x_o, all simulations so far are pooled, and the estimator trains on from round
+k−1's network (``warm_start=False``: a fresh network each round):
 
 - ``"snpe"``: TSNPE (Deistler et al. 2022, arXiv:2210.04815). The proposal is the prior truncated
   to the highest-density region of the last posterior holding 1 − ``truncation`` of its mass
@@ -92,11 +93,14 @@ def sequential(
     seed: Seed = 0,
     progress: bool = True,
     truncation: float = 1e-4,
+    warm_start: bool = True,
     **options: Any,
 ) -> Any:
     """Run ``num_rounds`` rounds of ``method`` ("snpe", "snle", "snre") at ``x_o``, splitting
     ``num_simulations`` evenly; returns the last posterior with ``default_x = x_o`` and a
-    ``rounds`` list (simulations, proposal acceptance, invalid simulations per round)."""
+    ``rounds`` list (simulations, proposal acceptance, invalid simulations, epochs per round).
+    ``warm_start``: round k trains on from round k−1's network and keeps round 1's z-scoring
+    (as sbi does); False trains a fresh network at every round."""
     name = str(method).lower()
     if name not in SEQUENTIAL:
         raise ValueError(f"method: expected one of {sorted(SEQUENTIAL)}, got {method!r}")
@@ -124,9 +128,9 @@ def sequential(
         x, report = run_simulator(simulator, theta, k_sim, progress=progress)
         thetas.append(theta)
         xs.append(x)
-        posterior = factory(prior, progress=progress, **options).fit(
-            np.concatenate(thetas), np.concatenate(xs), seed=k_fit
-        )
+        estimator = factory(prior, progress=progress, **options)
+        init = posterior if warm_start else None
+        posterior = estimator.fit(np.concatenate(thetas), np.concatenate(xs), seed=k_fit, init=init)
         posterior.set_default_x(x_o)
         rounds.append(
             {
@@ -134,6 +138,7 @@ def sequential(
                 "num_simulations": int(n),
                 "proposal_acceptance": float(acceptance),
                 "num_invalid": int(report.num_invalid),
+                "epochs": len(estimator.history.val_loss) if estimator.history else None,
             }
         )
     posterior.rounds = rounds
