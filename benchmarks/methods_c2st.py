@@ -115,7 +115,6 @@ def main(argv=None) -> int:
                         sbibm=sbibm(method, task, budget),
                         options=options,
                     )
-                    m.pop("rounds", None)
                     runs.append(m)
                     jax.clear_caches()  # unmap compiled code (vm.max_map_count)
                     out.write_text(json.dumps(runs, indent=1, default=str))
@@ -149,6 +148,8 @@ def merge(runs: list[dict]) -> list[dict]:
         m["observations"] = sorted(m["observations"] + list(r["observations"]))
         m["c2st"].update(r["c2st"])
         m["mcmc"].update(r.get("mcmc") or {})
+        if isinstance(r.get("rounds"), dict):  # per observation: the sequential rounds
+            m["rounds"] = {**(m.get("rounds") or {}), **r["rounds"]}
         for k in ("seconds_train", "seconds_sample", "seconds_score", "wall_seconds"):
             m[k] += r.get(k) or 0.0
     for m in merged.values():

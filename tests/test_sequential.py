@@ -97,3 +97,22 @@ def test_rounds_record_epochs_with_and_without_warm_start():
             warm_start=warm, num_warmup=20, **FAST,
         )  # fmt: skip
         assert all(1 <= r["epochs"] <= 20 for r in post.rounds)
+
+
+def test_warm_rounds_keep_their_held_out_rows(monkeypatch):
+    seen = []
+    fit = lfi.NLE.fit
+
+    def spy(self, theta, x, seed=0, *, init=None, validation=None):
+        seen.append((init, validation))
+        return fit(self, theta, x, seed, init=init, validation=validation)
+
+    monkeypatch.setattr(lfi.NLE, "fit", spy)
+    sequential(simulator, PRIOR, "snle", X_O, num_rounds=3, num_simulations=600, seed=0,
+               num_warmup=20, **FAST)  # fmt: skip
+    (i1, v1), (i2, v2), (i3, v3) = seen
+    assert i1 is None and i2 is not None and i3 is not None
+    assert [len(v) for v in (v1, v2, v3)] == [200, 400, 600]
+    assert [int(v.sum()) for v in (v1, v2, v3)] == [20, 40, 60]  # 10% of each round
+    np.testing.assert_array_equal(v3[:400], v2)
+    np.testing.assert_array_equal(v2[:200], v1)

@@ -98,6 +98,22 @@ def test_bad_data_is_named():
         fit(model, mse, (x, y), validation_fraction=1.5, progress=False)
 
 
+def test_a_validation_mask_holds_out_exactly_its_rows():
+    x, y = _problem(100)
+    mask = np.zeros(100, bool)
+    mask[:7] = True
+    y_marked = y.copy()
+    y_marked[mask] = 1000.0  # only the held-out rows are far off: their loss is ~10^6
+    model = eqx.nn.Linear(1, 1, key=jax.random.key(0))
+    _, h = fit(model, mse, (x, y_marked), validation=mask, max_epochs=3, progress=False)
+    assert min(h.val_loss) > 9e5 and max(h.train_loss) < 1e3
+    _, h = fit(model, mse, (x, y_marked), validation=~mask, max_epochs=3, progress=False)
+    assert max(h.train_loss) > 9e5  # the marked rows are now trained on
+    for bad in (mask[:50], mask.astype(int), np.zeros(100, bool), np.ones(100, bool)):
+        with pytest.raises(ValueError, match="validation|training rows"):
+            fit(model, mse, (x, y), validation=bad, progress=False)
+
+
 def test_patience_steps_sets_a_minimum_patience_in_optimizer_steps():
     """A loss that never improves stops after exactly the patience: 3 epochs by default, and
     ceil(40 / 4) = 10 epochs when each epoch is 4 steps and patience_steps=40."""

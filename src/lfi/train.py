@@ -199,6 +199,7 @@ def fit(
     checkpoint: str | os.PathLike[str] | None = None,
     checkpoint_seconds: float = 30.0,
     block_rows: int | None = None,
+    validation: Any = None,
 ) -> tuple[Any, History]:
     """Train ``model`` to minimise ``loss`` on ``data`` (a tuple of arrays sharing axis 0).
 
@@ -216,6 +217,9 @@ def fit(
     file path) the loop saves its whole state at most every ``checkpoint_seconds`` and at the
     end (arrays and JSON in one ``.npz``, no pickle); a later call with the same model, data
     and seed resumes from it and trains exactly as if it had never stopped.
+    ``validation``: a boolean mask over the rows, True for the rows held out for early stopping,
+    instead of a random ``validation_fraction`` of them (e.g. to keep the same held-out rows
+    while a warm-started network trains on more data).
     """
     streamed = isinstance(data, BlockSource)
     if streamed:
@@ -235,10 +239,22 @@ def fit(
                 f"validation_fraction: expected a value in (0, 1), got {validation_fraction}"
             )
         num_val = max(1, int(round(validation_fraction * n)))
-        if n - num_val < 2:
-            raise ValueError(f"data: need at least 3 valid training rows, got {n}")
         key_split, key_train = jax.random.split(as_key(seed))
-        perm = jax.random.permutation(key_split, n)
+        if validation is None:
+            perm = jax.random.permutation(key_split, n)
+        else:
+            mask = np.asarray(validation)
+            if mask.dtype != bool or mask.shape != (n,):
+                raise ValueError(
+                    f"validation: expected a boolean mask of shape ({n},), got "
+                    f"{mask.dtype} {mask.shape}"
+                )
+            num_val = int(mask.sum())
+            if num_val < 1:
+                raise ValueError("validation: the mask holds out no row")
+            perm = jnp.asarray(np.concatenate([np.flatnonzero(mask), np.flatnonzero(~mask)]))
+        if n - num_val < 2:
+            raise ValueError(f"data: need at least 2 training rows, got {n - num_val} of {n}")
         val = tuple(a[perm[:num_val]] for a in data)
         train = tuple(a[perm[num_val:]] for a in data)
         n_train = n - num_val

@@ -111,9 +111,12 @@ class NLE:
         self.train_options = {**TRAIN_DEFAULTS, **train}
         self.history = None
 
-    def fit(self, theta: Any, x: Any, seed: Seed = 0, *, init: Any = None) -> UnnormalizedPosterior:
-        """Train on ``theta`` (n, dθ) and ``x`` (n, dx) (or a simulation store as ``theta``);
-        ``init``: a posterior of an earlier fit to train on from (a warm start)."""
+    def fit(
+        self, theta: Any, x: Any, seed: Seed = 0, *, init: Any = None, validation: Any = None
+    ) -> UnnormalizedPosterior:
+        """Train on ``theta`` (n, dθ) and ``x`` (n, dx) (or a simulation store as ``theta``).
+        ``init``: a posterior of an earlier fit to train on from (a warm start);
+        ``validation``: a boolean mask of the rows held out for early stopping."""
         options = dict(self.flow_options)
         if init is None and options.get("interval", "auto") == "auto":
             options["interval"] = spline_interval(None if is_store(theta) else x)
@@ -122,7 +125,9 @@ class NLE:
             config = flow_config(dim_x, self.prior.dim, **options)
             return config, build_flow(config, key)
 
-        fitted = train_standardized(self, theta, x, seed, build, nle_loss, init=init)
+        fitted = train_standardized(
+            self, theta, x, seed, build, nle_loss, init=init, validation=validation
+        )
         return unnormalized_posterior(self, *fitted, kind="likelihood")
 
 

@@ -106,7 +106,7 @@ def check_training_data(
     if x.ndim != 2 or x.shape[0] != theta.shape[0]:
         raise ValueError(f"x: expected shape ({theta.shape[0]}, dim_x), got {x.shape}")
     if padded:  # NaN in x is padding: drop rows with non-finite θ, inf in x, or x all NaN
-        ok = np.all(np.isfinite(theta), 1) & ~np.any(np.isinf(x), 1) & ~np.all(np.isnan(x), 1)
+        ok = usable_rows(theta, x, padded)
         if not ok.all():
             warnings.warn(
                 f"excluded {int((~ok).sum())} of {ok.size} simulations with NaN/inf values "
@@ -127,6 +127,31 @@ def check_training_data(
     return theta, x
 
 
+def usable_rows(theta: Any, x: Any, padded: bool = False) -> np.ndarray:
+    """The rows :func:`check_training_data` keeps (before its support check), as a mask."""
+    theta, x = np.asarray(theta, np.float32), np.asarray(x, np.float32)
+    theta = theta.reshape(len(theta), -1)
+    x = x.reshape(len(x), -1)
+    if padded:
+        return np.all(np.isfinite(theta), 1) & ~np.any(np.isinf(x), 1) & ~np.all(np.isnan(x), 1)
+    return np.all(np.isfinite(theta), 1) & np.all(np.isfinite(x), 1)
+
+
+def _kept_validation(validation: Any, theta: Any, x: Any, padded: bool) -> np.ndarray | None:
+    """``validation`` (a boolean mask over the given rows) restricted to the rows trained on."""
+    if validation is None:
+        return None
+    mask = np.asarray(validation)
+    if len(np.asarray(x)) != len(np.asarray(theta)):
+        return mask  # check_training_data names the shape error
+    if mask.dtype != bool or mask.shape != (len(np.asarray(theta)),):
+        raise ValueError(
+            f"validation: expected a boolean mask of shape ({len(np.asarray(theta))},), got "
+            f"{mask.dtype} {mask.shape}"
+        )
+    return mask[usable_rows(theta, x, padded)]
+
+
 def train_standardized(
     estimator: Any,
     theta: Any,
@@ -137,6 +162,7 @@ def train_standardized(
     trials: int | None = None,
     make_loss: Any = None,
     init: Any = None,
+    validation: Any = None,
 ):
     """The fit shared by NPE, NLE and NRE: check the data, z-score θ (in the prior's
     unconstrained space) and x, ``build(dim_x, key) -> (config, net)``, train with the one loop.
@@ -149,11 +175,17 @@ def train_standardized(
     ``init``: a posterior fitted before by an estimator of the same kind and options (a warm
     start): its network is trained on from its weights, and its z-scoring and configuration are
     kept (as sbi's sequential rounds do).
+    ``validation``: a boolean mask over the rows, True for the rows held out for early stopping
+    (see :func:`lfi.train.fit`).
     Sets ``estimator.history``; returns ``(trained, standardizer, config, dim_x)``."""
     prior, key = estimator.prior, as_key(seed)
-    options = estimator.train_options
+    options = dict(estimator.train_options)
+    if is_store(theta) and (init is not None or validation is not None):
+        raise ValueError("init, validation: not with a simulation store (arrays only)")
+    if not is_store(theta):
+        options["validation"] = _kept_validation(validation, theta, x, trials is not None)
     if init is not None:
-        return _train_on(estimator, theta, x, key, loss, trials, make_loss, init)
+        return _train_on(estimator, theta, x, key, loss, trials, make_loss, init, options)
     if is_store(theta):  # a simulation store, streamed from disk a block at a time
         if x is not None:
             raise ValueError("x: give None when theta is a simulation store")
@@ -197,7 +229,7 @@ def _warm(init: Any) -> tuple[Any, Standardizer, dict, int]:
     return net, init._stand, config, init.dim_x
 
 
-def _train_on(estimator, theta, x, key, loss, trials, make_loss, init):
+def _train_on(estimator, theta, x, key, loss, trials, make_loss, init, options):
     """:func:`train_standardized` from ``init``'s network and z-scoring (a warm start)."""
     if is_store(theta):
         raise ValueError("init: a warm start takes arrays, not a simulation store")
@@ -217,7 +249,7 @@ def _train_on(estimator, theta, x, key, loss, trials, make_loss, init):
     if make_loss is not None:
         loss = make_loss(stand)
     trained, estimator.history = fit(
-        net, loss, data, seed=key, progress=estimator.progress, **estimator.train_options
+        net, loss, data, seed=key, progress=estimator.progress, **options
     )
     return trained, stand, config, dim_x
 
@@ -274,9 +306,12 @@ class NPE:
         self.train_options = {**TRAIN_DEFAULTS, **train}
         self.history = None
 
-    def fit(self, theta: Any, x: Any, seed: Seed = 0, *, init: Any = None) -> DirectPosterior:
-        """Train on ``theta`` (n, dθ) and ``x`` (n, dx) (or a simulation store as ``theta``);
-        ``init``: a posterior of an earlier fit to train on from (a warm start)."""
+    def fit(
+        self, theta: Any, x: Any, seed: Seed = 0, *, init: Any = None, validation: Any = None
+    ) -> DirectPosterior:
+        """Train on ``theta`` (n, dθ) and ``x`` (n, dx) (or a simulation store as ``theta``).
+        ``init``: a posterior of an earlier fit to train on from (a warm start);
+        ``validation``: a boolean mask of the rows held out for early stopping."""
 
         def build(dim_x: int, key: Any) -> tuple[dict, Any]:
             config = flow_config(self.prior.dim, dim_x, **self.flow_options)

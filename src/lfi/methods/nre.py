@@ -151,15 +151,26 @@ class NRE:
     def method(self) -> str:
         return "bnre" if self.variant == "bnre" else f"nre_{self.variant}"
 
-    def fit(self, theta: Any, x: Any, seed: Seed = 0, *, init: Any = None) -> UnnormalizedPosterior:
-        """Train on ``theta`` (n, dθ) and ``x`` (n, dx) (or a simulation store as ``theta``);
-        ``init``: a posterior of an earlier fit to train on from (a warm start)."""
+    def fit(
+        self, theta: Any, x: Any, seed: Seed = 0, *, init: Any = None, validation: Any = None
+    ) -> UnnormalizedPosterior:
+        """Train on ``theta`` (n, dθ) and ``x`` (n, dx) (or a simulation store as ``theta``).
+        ``init``: a posterior of an earlier fit to train on from (a warm start);
+        ``validation``: a boolean mask of the rows held out for early stopping."""
 
         def build(dim_x: int, key: Any) -> tuple[dict, Any]:
             config = classifier_config(self.prior.dim, dim_x, **self.classifier_options)
             return config, build_classifier(config, key)
 
         fitted = train_standardized(
-            self, theta, x, seed, build, self.loss, trial_dim(self.embedding), init=init
+            self,
+            theta,
+            x,
+            seed,
+            build,
+            self.loss,
+            trial_dim(self.embedding),
+            init=init,
+            validation=validation,
         )
         return unnormalized_posterior(self, *fitted, kind="ratio")

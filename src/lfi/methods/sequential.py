@@ -32,7 +32,7 @@ from typing import Any
 import jax
 import numpy as np
 
-from lfi._rng import Seed, as_key
+from lfi._rng import Seed, as_key, numpy_rng
 from lfi.methods.nle import NLE
 from lfi.methods.npe import NPE
 from lfi.methods.nre import NRE
@@ -82,6 +82,14 @@ def truncated_prior_sample(
     return theta[:n], len(theta) / drawn
 
 
+def _held_out(n: int, fraction: float, key: Any) -> np.ndarray:
+    """A mask of ``round(fraction * n)`` of ``n`` rows (at least one), at random."""
+    mask = np.zeros(n, bool)
+    pick = numpy_rng(key).permutation(n)[: max(1, int(round(fraction * n)))]
+    mask[pick] = True
+    return mask
+
+
 def sequential(
     simulator: Callable,
     prior: Prior,
@@ -100,7 +108,9 @@ def sequential(
     ``num_simulations`` evenly; returns the last posterior with ``default_x = x_o`` and a
     ``rounds`` list (simulations, proposal acceptance, invalid simulations, epochs per round).
     ``warm_start``: round k trains on from round k−1's network and keeps round 1's z-scoring
-    (as sbi does); False trains a fresh network at every round."""
+    (as sbi does), and the rows held out for early stopping stay held out in later rounds (a
+    warm network validated on rows it trained on would stop late); False trains a fresh
+    network on a fresh random split at every round."""
     name = str(method).lower()
     if name not in SEQUENTIAL:
         raise ValueError(f"method: expected one of {sorted(SEQUENTIAL)}, got {method!r}")
@@ -113,7 +123,7 @@ def sequential(
     x_o = np.asarray(x_o, np.float32)
     sizes = np.diff(np.linspace(0, num_simulations, num_rounds + 1).round().astype(int))
     key = as_key(seed)
-    thetas, xs, rounds, posterior = [], [], [], None
+    thetas, xs, held, rounds, posterior = [], [], [], [], None
     for r, n in enumerate(sizes):
         k_prop, k_sim, k_fit = jax.random.split(jax.random.fold_in(key, r), 3)
         acceptance = 1.0
@@ -129,8 +139,18 @@ def sequential(
         thetas.append(theta)
         xs.append(x)
         estimator = factory(prior, progress=progress, **options)
-        init = posterior if warm_start else None
-        posterior = estimator.fit(np.concatenate(thetas), np.concatenate(xs), seed=k_fit, init=init)
+        if warm_start:
+            # each round holds out its own share of rows for early stopping, and they stay held
+            # out: a warm-started network must not be validated on rows it has trained on
+            fraction = estimator.train_options["validation_fraction"]
+            held.append(_held_out(len(theta), fraction, k_fit))
+        posterior = estimator.fit(
+            np.concatenate(thetas),
+            np.concatenate(xs),
+            seed=k_fit,
+            init=posterior if warm_start else None,
+            validation=np.concatenate(held) if warm_start else None,
+        )
         posterior.set_default_x(x_o)
         rounds.append(
             {
