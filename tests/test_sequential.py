@@ -109,7 +109,7 @@ def test_warm_rounds_keep_their_held_out_rows(monkeypatch):
 
     monkeypatch.setattr(lfi.NLE, "fit", spy)
     sequential(simulator, PRIOR, "snle", X_O, num_rounds=3, num_simulations=600, seed=0,
-               num_warmup=20, **FAST)  # fmt: skip
+               warm_start=True, num_warmup=20, **FAST)  # fmt: skip
     (i1, v1), (i2, v2), (i3, v3) = seen
     assert i1 is None and i2 is not None and i3 is not None
     assert [len(v) for v in (v1, v2, v3)] == [200, 400, 600]
