@@ -116,3 +116,23 @@ def test_warm_rounds_keep_their_held_out_rows(monkeypatch):
     assert [int(v.sum()) for v in (v1, v2, v3)] == [20, 40, 60]  # 10% of each round
     np.testing.assert_array_equal(v3[:400], v2)
     np.testing.assert_array_equal(v2[:200], v1)
+
+
+@pytest.mark.parametrize("cls", [lfi.NPE, lfi.NLE, lfi.NRE])
+def test_fit_passes_the_validation_mask_to_the_training_loop(cls, monkeypatch):
+    import lfi.methods.npe as npe_module
+
+    seen = []
+    loop = npe_module.fit
+
+    def spy(*args, validation=None, **kwargs):
+        seen.append(validation)
+        return loop(*args, validation=validation, **kwargs)
+
+    monkeypatch.setattr(npe_module, "fit", spy)
+    theta, x = lfi.simulate(simulator, PRIOR, 100, seed=0, progress=False)
+    x[3] = np.nan  # dropped from training: the mask loses its row too
+    mask = np.arange(100) % 5 == 0
+    mask[3] = True
+    cls(PRIOR, max_epochs=2, progress=False).fit(theta, x, validation=mask)
+    np.testing.assert_array_equal(np.flatnonzero(seen[-1]), [0, *range(4, 99, 5)])

@@ -17,6 +17,7 @@ from lfi.methods.npe import NPE
 from lfi.methods.npse import NPSE
 from lfi.methods.nre import NRE
 from lfi.methods.ratio import CARL, ClassifierRatio, simulate_carl_data
+from lfi.methods.recalibrate import recalibrate
 from lfi.methods.registry import METHODS
 from lfi.methods.scandal import SCANDAL
 from lfi.methods.sequential import sequential
@@ -71,6 +72,7 @@ __all__ = [
     "load",
     "open_store",
     "per_sample",
+    "recalibrate",
     "run_campaign",
     "run_simulator",
     "sequential",

@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 import paramax
 
-from lfi._rng import Seed, as_key
+from lfi._rng import Seed, as_key, numpy_rng
 from lfi.methods.store_data import StoreBlocks, is_store
 from lfi.nets.embeddings import normalize_embedding, trial_dim
 from lfi.nets.flows import build_flow, flow_config
@@ -281,6 +281,13 @@ class NPE:
     balance is enforced on the training data only: at 10^4 simulations on slcp it did not carry
     over to fresh data and the posterior stayed over-confident (benchmarks/results/
     bnpe_coverage.md). Check with :func:`lfi.diagnostics.expected_coverage`.
+
+    ``recalibrate=True`` recalibrates the trained flow in latent space on the held-out
+    validation rows (:func:`lfi.methods.recalibrate.recalibrate`, after Dheur & Ben Taieb
+    2025, arXiv:2505.16636): the flow's base becomes a spherically symmetric law whose radius
+    matches the held-out latent radii, widening an over-confident posterior (or narrowing an
+    under-confident one). The validation rows are then used twice, for early stopping and for
+    the recalibration.
     """
 
     def __init__(
@@ -290,6 +297,7 @@ class NPE:
         flow: str = "nsf",
         progress: bool = True,
         balance: float = 0.0,
+        recalibrate: bool = False,
         **options: Any,
     ):
         if not isinstance(prior, Prior):
@@ -297,6 +305,9 @@ class NPE:
         if isinstance(balance, bool) or not (isinstance(balance, (int, float)) and balance >= 0):
             raise ValueError(f"balance: expected a number >= 0, got {balance!r}")
         self.balance = float(balance)
+        if not isinstance(recalibrate, bool):
+            raise ValueError(f"recalibrate: expected True or False, got {recalibrate!r}")
+        self.recalibrate = recalibrate
         train = {k: options.pop(k) for k in list(options) if k in TRAIN_DEFAULTS}
         self.prior, self.progress = prior, progress
         self.embedding = normalize_embedding(options.pop("embedding", None))
@@ -322,9 +333,25 @@ class NPE:
         if self.balance > 0:
             prior, balance = self.prior, self.balance
             make_loss = lambda st: BalancedNPELoss(prior, st.theta_mean, st.theta_std, balance)  # noqa: E731
-        fitted = train_standardized(self, theta, x, seed, build, npe_loss, trials, make_loss, init)
+        if self.recalibrate:
+            if is_store(theta) or trials is not None:
+                raise ValueError("recalibrate: needs arrays of single-trial x, not a store/sets")
+            if validation is None:  # hold out rows for both early stopping and recalibration
+                n = len(np.asarray(theta))
+                fraction = self.train_options["validation_fraction"]
+                validation = np.zeros(n, bool)
+                validation[numpy_rng(seed).permutation(n)[: max(1, round(fraction * n))]] = True
+        fitted = train_standardized(
+            self, theta, x, seed, build, npe_loss, trials, make_loss, init, validation
+        )
         trained, stand, config, dim_x = fitted
-        return DirectPosterior(self.prior, trained, stand, config, dim_x, self.history, self.method)
+        post = DirectPosterior(self.prior, trained, stand, config, dim_x, self.history, self.method)
+        if self.recalibrate:
+            from lfi.methods.recalibrate import recalibrate
+
+            held = np.asarray(validation, bool)
+            post = recalibrate(post, np.asarray(theta)[held], np.asarray(x)[held])
+        return post
 
     @property
     def method(self) -> str:

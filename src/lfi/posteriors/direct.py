@@ -19,6 +19,7 @@ import paramax
 
 from lfi._rng import Seed, as_key
 from lfi.nets.flows import build_flow
+from lfi.nets.radial import RadialNormal, latent_base, with_base
 from lfi.posteriors.base import ObservationMixin, check_theta
 from lfi.posteriors.io import fill_module, module_arrays, read_archive, write_archive
 from lfi.priors import prior_from_config
@@ -121,6 +122,9 @@ class DirectPosterior(ObservationMixin):
             "default_x": None if self.default_x is None else self.default_x.tolist(),
             "history": None if self.history is None else self.history.to_dict(),
         }
+        base = latent_base(self._trained)
+        if isinstance(base, RadialNormal):  # latent-recalibrated (lfi.methods.recalibrate)
+            config["latent_base"] = {"kind": "radial", "knots": int(base.radii.shape[0]) - 1}
         arrays = {**module_arrays(self._trained, "flow"), **module_arrays(self._stand, "stand")}
         write_archive(path, config, arrays)
 
@@ -130,7 +134,14 @@ class DirectPosterior(ObservationMixin):
         if config.get("class") != "DirectPosterior":
             raise ValueError(f"path: holds a {config.get('class')}, not a DirectPosterior")
         prior = prior_from_config(config["prior"])
-        flow = fill_module(build_flow(config["flow"]), arrays, "flow")
+        skeleton = build_flow(config["flow"])
+        if config.get("latent_base") is not None:
+            if config["latent_base"].get("kind") != "radial":
+                raise ValueError(f"file: unknown latent base {config['latent_base']!r}")
+            knots = int(config["latent_base"]["knots"])
+            zeros = jnp.zeros(knots + 1)
+            skeleton = with_base(skeleton, RadialNormal(zeros, zeros, prior.dim))
+        flow = fill_module(skeleton, arrays, "flow")
         zeros = jnp.zeros(prior.dim), jnp.zeros(config["dim_x"])
         stand = fill_module(Standardizer(zeros[0], zeros[0], zeros[1], zeros[1]), arrays, "stand")
         history = History.from_dict(config.get("history"))
