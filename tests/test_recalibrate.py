@@ -55,11 +55,17 @@ def test_recalibration_restores_an_over_confident_posterior(tmp_path):
     flow = with_base(post._trained, Normal(np.zeros(2), 0.5 * np.ones(2)))
     shrunk = type(post)(post.prior, flow, post._stand, post.flow_config, post.dim_x)
     cal = recalibrate(shrunk, theta[2000:2800], x[2000:2800])
+    hpd = recalibrate(shrunk, theta[2000:2800], x[2000:2800], kind="hpd")
     test_theta, test_x = theta[2800:], x[2800:]  # 200 pairs used by neither
     before = expected_coverage(shrunk, test_theta, test_x, num_samples=200).coverage
     after = expected_coverage(cal, test_theta, test_x, num_samples=200).coverage
     # at 200 test pairs the binomial sd of a calibrated coverage is <= 0.035; 3 sd
     assert np.all(before < np.array([0.5, 0.8, 0.95]) - 0.15)
+    np.testing.assert_allclose(after, [0.5, 0.8, 0.95], atol=0.105)
+    # the base N(0, 0.5² I) is replaced by N(0, s² I): s near 1 restores the trained flow,
+    # which covered 0.47 / 0.83 / 0.95 (grid step 1.08; the noise of 800 pairs)
+    assert 0.8 <= hpd.recalibration["scale"] <= 1.25
+    after = expected_coverage(hpd, test_theta, test_x, num_samples=200).coverage
     np.testing.assert_allclose(after, [0.5, 0.8, 0.95], atol=0.105)
     # the recalibrated latent radii of the test pairs follow the base's radius law
     path = tmp_path / "cal.lfi"
@@ -74,8 +80,8 @@ def test_recalibration_restores_an_over_confident_posterior(tmp_path):
 
 def test_npe_recalibrate_option_uses_the_held_out_rows():
     theta, x = lfi.simulate(simulator, PRIOR, 600, seed=0, progress=False)
-    post = lfi.NPE(PRIOR, recalibrate=True, max_epochs=5, progress=False).fit(theta, x, seed=0)
+    post = lfi.NPE(PRIOR, recalibrate="latent", max_epochs=5, progress=False).fit(theta, x)
     assert isinstance(post._flow.base_dist, RadialNormal)
     assert post.sample(10, x=x[0], seed=0).shape == (10, 2)
     with pytest.raises(ValueError, match="recalibrate"):
-        lfi.NPE(PRIOR, recalibrate="yes")
+        lfi.NPE(PRIOR, recalibrate=True)

@@ -282,12 +282,12 @@ class NPE:
     over to fresh data and the posterior stayed over-confident (benchmarks/results/
     bnpe_coverage.md). Check with :func:`lfi.diagnostics.expected_coverage`.
 
-    ``recalibrate=True`` recalibrates the trained flow in latent space on the held-out
+    ``recalibrate="latent"`` recalibrates the trained flow in latent space on the held-out
     validation rows (:func:`lfi.methods.recalibrate.recalibrate`, after Dheur & Ben Taieb
     2025, arXiv:2505.16636): the flow's base becomes a spherically symmetric law whose radius
-    matches the held-out latent radii, widening an over-confident posterior (or narrowing an
-    under-confident one). The validation rows are then used twice, for early stopping and for
-    the recalibration.
+    matches the held-out latent radii. ``recalibrate="hpd"`` scales the flow's base by the one
+    factor that makes the highest-density regions cover the held-out θ at their nominal levels.
+    The validation rows are then used twice, for early stopping and for the recalibration.
     """
 
     def __init__(
@@ -297,7 +297,7 @@ class NPE:
         flow: str = "nsf",
         progress: bool = True,
         balance: float = 0.0,
-        recalibrate: bool = False,
+        recalibrate: bool | str = False,
         **options: Any,
     ):
         if not isinstance(prior, Prior):
@@ -305,8 +305,8 @@ class NPE:
         if isinstance(balance, bool) or not (isinstance(balance, (int, float)) and balance >= 0):
             raise ValueError(f"balance: expected a number >= 0, got {balance!r}")
         self.balance = float(balance)
-        if not isinstance(recalibrate, bool):
-            raise ValueError(f"recalibrate: expected True or False, got {recalibrate!r}")
+        if recalibrate not in (False, "latent", "hpd"):
+            raise ValueError(f"recalibrate: expected False, 'latent' or 'hpd', got {recalibrate!r}")
         self.recalibrate = recalibrate
         train = {k: options.pop(k) for k in list(options) if k in TRAIN_DEFAULTS}
         self.prior, self.progress = prior, progress
@@ -350,7 +350,9 @@ class NPE:
             from lfi.methods.recalibrate import recalibrate
 
             held = np.asarray(validation, bool)
-            post = recalibrate(post, np.asarray(theta)[held], np.asarray(x)[held])
+            post = recalibrate(
+                post, np.asarray(theta)[held], np.asarray(x)[held], kind=self.recalibrate
+            )
         return post
 
     @property
