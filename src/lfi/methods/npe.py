@@ -231,8 +231,6 @@ def _warm(init: Any) -> tuple[Any, Standardizer, dict, int]:
 
 def _train_on(estimator, theta, x, key, loss, trials, make_loss, init, options):
     """:func:`train_standardized` from ``init``'s network and z-scoring (a warm start)."""
-    if is_store(theta):
-        raise ValueError("init: a warm start takes arrays, not a simulation store")
     net, stand, config, dim_x = _warm(init)
     if getattr(init, "method", None) != estimator.method:
         raise ValueError(
