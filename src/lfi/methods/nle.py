@@ -23,7 +23,7 @@ import numpy as np
 import paramax
 
 from lfi._rng import Seed
-from lfi.methods.npe import TRAIN_DEFAULTS, train_standardized
+from lfi.methods.npe import TRAIN_DEFAULTS, train_standardized, usable_rows
 from lfi.methods.store_data import is_store
 from lfi.nets.flows import build_flow, flow_config
 from lfi.posteriors.unnormalized import UnnormalizedPosterior
@@ -128,10 +128,26 @@ class NLE:
         fitted = train_standardized(
             self, theta, x, seed, build, nle_loss, init=init, validation=validation
         )
-        return unnormalized_posterior(self, *fitted, kind="likelihood")
+        box = training_box(self.prior, theta, x)
+        return unnormalized_posterior(self, *fitted, kind="likelihood", theta_box=box)
 
 
-def unnormalized_posterior(estimator, trained, stand, config, dim_x, *, kind):
+def training_box(
+    prior: Prior, theta: Any, x: Any, padded: bool = False
+) -> tuple[np.ndarray, np.ndarray]:
+    """The least and greatest training θ per coordinate, in the prior's unconstrained space,
+    over the rows trained on (``theta`` arrays, or a simulation store with ``x=None``;
+    ``padded`` as in :func:`lfi.methods.npe.check_training_data`): beyond it the posterior
+    stops extrapolating the network (:mod:`lfi.posteriors.unnormalized`)."""
+    if is_store(theta):
+        parts = list(theta.iter_chunks())
+        theta, x = (np.concatenate([p[i] for p in parts]) for i in (0, 1))
+    theta = np.asarray(theta, np.float32)
+    u = np.asarray(prior.to_unconstrained(theta[usable_rows(theta, x, padded)]))
+    return u.min(0), u.max(0)
+
+
+def unnormalized_posterior(estimator, trained, stand, config, dim_x, *, kind, theta_box=None):
     """The posterior of a fitted NLE/NRE estimator, with its sampler options."""
     options = dict(estimator.sampler_options)
     return UnnormalizedPosterior(
@@ -145,4 +161,5 @@ def unnormalized_posterior(estimator, trained, stand, config, dim_x, *, kind):
         history=estimator.history,
         sampler=options.pop("sampler", "imh"),
         sampler_options=options,
+        theta_box=theta_box,
     )

@@ -33,7 +33,7 @@ import jax.numpy as jnp
 import paramax
 
 from lfi._rng import Seed
-from lfi.methods.nle import split_options, unnormalized_posterior
+from lfi.methods.nle import split_options, training_box, unnormalized_posterior
 from lfi.methods.npe import TRAIN_DEFAULTS, train_standardized
 from lfi.nets.classifiers import build_classifier, classifier_config
 from lfi.nets.embeddings import normalize_embedding, trial_dim
@@ -173,4 +173,5 @@ class NRE:
             init=init,
             validation=validation,
         )
-        return unnormalized_posterior(self, *fitted, kind="ratio")
+        box = training_box(self.prior, theta, x, padded=trial_dim(self.embedding) is not None)
+        return unnormalized_posterior(self, *fitted, kind="ratio", theta_box=box)
