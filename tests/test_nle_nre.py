@@ -1,11 +1,13 @@
 """NLE and NRE against a closed-form posterior, i.i.d. trials, and the ratio's meaning."""
 
+import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import lfi
+from lfi.posteriors.direct import Standardizer
 from lfi.proposals import repeat_fraction
 
 # gaussian_linear in 2-d: θ ~ N(0, 0.1 I), x | θ ~ N(θ, 0.1 I); for k i.i.d. trials with mean
@@ -120,3 +122,62 @@ def test_nle_likelihood_depends_on_theta_beyond_five_standard_deviations():
     assert post.net_config["interval"] == np.ceil(np.abs(z).max()) + 1
     assert spread[5.0] < 1e-4
     assert spread["auto"] > 1e-2
+
+
+class _Steep(eqx.Module):
+    """A stand-in ratio network whose logit is 3 u: steeper than the logistic tail (slope 1)
+    of a uniform prior in unconstrained space, as a ReLU network extrapolates."""
+
+    def __call__(self, z_theta, z_x):
+        return 3.0 * z_theta[0]
+
+
+def _steep_posterior(box):
+    prior = lfi.BoxUniform([0.0], [1.0])
+    ones, zeros = jnp.ones(1), jnp.zeros(1)
+    stand = Standardizer(zeros, ones, zeros, ones)
+    args = (prior, _Steep(), stand, {}, 1)
+    return lfi.UnnormalizedPosterior(*args, kind="ratio", method="nre", theta_box=box)
+
+
+def test_unnormalized_posterior_does_not_extrapolate_beyond_the_training_box():
+    """Unclamped, p̃(u) ∝ e^{3u} σ'(u) grows as e^{2u}: not normalisable. Clamped into the box
+    [-5, 5], it is e^{15} σ'(u) beyond 5 (the prior's tail); the draws' mean matches the
+    clamped density's, by quadrature, within 5 Monte-Carlo standard errors."""
+    unclamped = _steep_posterior(None)
+    edge = np.array([[0.999], [1 - 1e-6]])
+    lp = np.asarray(unclamped.log_prob(edge, x=[0.0]))
+    assert lp[1] - lp[0] > 15  # toward the edge the unclamped density keeps rising
+    post = _steep_posterior((np.array([-5.0]), np.array([5.0])))
+    lp = np.asarray(post.log_prob(edge, x=[0.0]))
+    assert lp[0] == pytest.approx(15.0) and lp[1] == pytest.approx(15.0)  # f(5) + log 1
+    u = np.linspace(-40, 40, 400_001)
+    log_w = 3 * np.clip(u, -5, 5) - np.logaddexp(0, u) - np.logaddexp(0, -u)
+    w = np.exp(log_w - log_w.max())
+    theta = 1 / (1 + np.exp(-u))
+    mean = np.sum(w * theta) / w.sum()
+    sd = np.sqrt(np.sum(w * (theta - mean) ** 2) / w.sum())
+    s = np.asarray(post.sample(4000, x=[0.0], seed=0))
+    d = post.diagnostics
+    assert float(np.max(d.rhat)) < 1.01
+    assert abs(s.mean() - mean) < 5 * sd / np.sqrt(float(np.min(d.ess)))
+
+
+def test_fitted_box_is_the_training_theta_and_survives_save_load(tmp_path):
+    prior = lfi.BoxUniform([0.0, 0.0], [1.0, 1.0])
+    theta = np.array(prior.sample(200, seed=0))
+    x = theta + 0.1
+    theta[0] = [1e-6, 0.5]  # the most extreme θ, but its simulation failed: not trained on
+    x[0] = np.nan
+    post = lfi.NRE(prior, max_epochs=1, progress=False).fit(theta, x, seed=0)
+    u = np.asarray(prior.to_unconstrained(theta[1:]))
+    np.testing.assert_allclose(np.asarray(post.theta_box[0]), u.min(0), rtol=1e-6)
+    np.testing.assert_allclose(np.asarray(post.theta_box[1]), u.max(0), rtol=1e-6)
+    post.save(tmp_path / "p.lfi")
+    back = lfi.load(tmp_path / "p.lfi")
+    for a, b in zip(post.theta_box, back.theta_box):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(ValueError, match="theta_box"):
+        _steep_posterior((np.array([1.0]), np.array([-1.0])))
+    with pytest.raises(ValueError, match="theta_box"):
+        _steep_posterior((np.zeros(2), np.ones(2)))
