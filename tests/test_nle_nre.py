@@ -8,6 +8,7 @@ import pytest
 
 import lfi
 from lfi.posteriors.direct import Standardizer
+from lfi.posteriors.ensemble import _MeanPosterior
 from lfi.proposals import repeat_fraction
 
 # gaussian_linear in 2-d: θ ~ N(0, 0.1 I), x | θ ~ N(θ, 0.1 I); for k i.i.d. trials with mean
@@ -151,6 +152,8 @@ def test_unnormalized_posterior_does_not_extrapolate_beyond_the_training_box():
     post = _steep_posterior((np.array([-5.0]), np.array([5.0])))
     lp = np.asarray(post.log_prob(edge, x=[0.0]))
     assert lp[0] == pytest.approx(15.0) and lp[1] == pytest.approx(15.0)  # f(5) + log 1
+    mixed = _MeanPosterior([post, post])  # an ensemble clamps each member to its own box
+    np.testing.assert_allclose(np.asarray(mixed.log_prob(edge, x=[0.0])), [15.0, 15.0])
     u = np.linspace(-40, 40, 400_001)
     log_w = 3 * np.clip(u, -5, 5) - np.logaddexp(0, u) - np.logaddexp(0, -u)
     w = np.exp(log_w - log_w.max())

@@ -185,6 +185,11 @@ def test_carl_save_load_seeds_and_errors(carl, tmp_path):
     x_o = [0.2, 0.1]
     np.testing.assert_array_equal(back.log_ratio(x_o, grid), model.log_ratio(x_o, grid))
     np.testing.assert_array_equal(back.theta_ref, model.theta_ref)
+    u = np.asarray(model.prior.to_unconstrained(theta))  # the posterior's box: the training θ
+    np.testing.assert_allclose(model.theta_box[0], u.min(0), rtol=1e-6)
+    np.testing.assert_allclose(model.theta_box[1], u.max(0), rtol=1e-6)
+    for a, b in zip(back.posterior().theta_box, model.posterior().theta_box):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
 
     options = dict(max_epochs=3, width=8, learning_rate=1e-2, batch_size=20, progress=False)
     small = CARL(model.prior, [0.0, 0.0], **options)

@@ -129,6 +129,8 @@ class _Estimator:
             **self._file_config(),
         }
         arrays = {**module_arrays(self.net, "net"), **module_arrays(self.stand, "stand")}
+        if getattr(self, "theta_box", None) is not None:
+            arrays["box_low"], arrays["box_high"] = (np.asarray(b) for b in self.theta_box)
         write_archive(path, config, arrays)
 
     @classmethod
@@ -143,6 +145,8 @@ class _Estimator:
         stats = (jnp.zeros(arrays[f"stand_{i:04d}"].shape) for i in range(4))
         out.stand = fill_module(Standardizer(*stats), arrays, "stand")
         out.history = History(**config["history"]) if config.get("history") else None
+        if "box_low" in arrays:
+            out.theta_box = (arrays["box_low"], arrays["box_high"])
         return out
 
 
@@ -277,7 +281,9 @@ class CARL(_Estimator):
         b = stand.z_x(jnp.asarray(np.concatenate([x, x_ref])))
         config = classifier_config(self.prior.dim, x.shape[1], **self.classifier_options)
         y = jnp.asarray(np.concatenate([np.ones(n), np.zeros(m)]), jnp.float32)
-        return self._train(config, stand, (a, b, y), key_net, math.log(n / m))
+        fitted = self._train(config, stand, (a, b, y), key_net, math.log(n / m))
+        fitted.theta_box = (u.min(0), u.max(0))  # where posterior() stops extrapolating
+        return fitted
 
     def _trials(self, x: Any) -> jax.Array:
         arr, dim = np.asarray(x, np.float32), self.dim_x
@@ -321,10 +327,13 @@ class CARL(_Estimator):
         return self.prior.from_unconstrained(u)
 
     def posterior(self, sampler: str = "imh", **sampler_options: Any) -> UnnormalizedPosterior:
-        """prior × r̂ ∝ the posterior, sampled by MCMC (``kind="ratio"``, ``method="carl"``)."""
+        """prior × r̂ ∝ the posterior, sampled by MCMC (``kind="ratio"``, ``method="carl"``); r̂
+        is not extrapolated beyond the training θ (``theta_box``; see
+        :mod:`lfi.posteriors.unnormalized`)."""
         self._check_fitted()
         args = (self.prior, self.net, self.stand, self.config, self.dim_x)
         options = dict(sampler=sampler, sampler_options=sampler_options, history=self.history)
+        options["theta_box"] = getattr(self, "theta_box", None)
         return UnnormalizedPosterior(*args, kind="ratio", method=self.method, **options)
 
 

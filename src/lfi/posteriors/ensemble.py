@@ -47,7 +47,7 @@ import numpy as np
 from lfi._rng import Seed, as_key
 from lfi.posteriors.base import ArvizMixin
 from lfi.posteriors.io import read_archive, write_archive
-from lfi.posteriors.unnormalized import UnnormalizedPosterior
+from lfi.posteriors.unnormalized import UnnormalizedPosterior, _box
 
 
 class Ensemble:
@@ -85,11 +85,12 @@ class _MeanTerm(eqx.Module):
 
     terms: tuple
     stands: tuple
+    boxes: tuple  # each member's training box: (low, high)
 
     def __call__(self, u: jax.Array, trials: jax.Array) -> jax.Array:
         sums = []
-        for term, stand in zip(self.terms, self.stands):
-            z_theta = stand.z_theta(u)
+        for term, stand, (low, high) in zip(self.terms, self.stands, self.boxes):
+            z_theta = stand.z_theta(jnp.clip(u, low, high))
             sums.append(jnp.sum(jax.vmap(lambda xi: term(z_theta, stand.z_x(xi)))(trials)))  # noqa: B023
         return jax.nn.logsumexp(jnp.stack(sums)) - math.log(len(sums))
 
@@ -110,13 +111,16 @@ class _MeanPosterior(UnnormalizedPosterior):
         first = members[0]
         self.prior, self.dim_x, self.kind, self.method = first.prior, first.dim_x, first.kind, None
         self.net_config, self.history, self._trained = {}, None, None
-        self._term = _MeanTerm(tuple(m._term for m in members), tuple(m._stand for m in members))
+        parts = [(m._term, m._stand, m.theta_box) for m in members]
+        self._term = _MeanTerm(*(tuple(p) for p in zip(*parts)))
         self._stand = _Identity()
+        self.theta_box = _box(None, self.prior.dim)  # each member clamps to its own box
         self.sampler, self.sampler_options = first.sampler, dict(first.sampler_options)
         self.default_x, self.diagnostics = None, None
 
     def _params(self, x: Any) -> tuple:
-        return (self._term, self._stand, self.prior, jnp.asarray(self._trials(x))[None])
+        trials = jnp.asarray(self._trials(x))[None]
+        return (self._term, self._stand, self.prior, trials, self.theta_box)
 
 
 class EnsemblePosterior(ArvizMixin):

@@ -27,7 +27,7 @@ import jax
 import jax.numpy as jnp
 
 from lfi.posteriors.direct import Standardizer
-from lfi.posteriors.unnormalized import UnnormalizedPosterior, _check_sampler
+from lfi.posteriors.unnormalized import UnnormalizedPosterior, _box, _check_sampler
 from lfi.priors import Prior
 
 __all__ = ["LikelihoodPosterior"]
@@ -73,6 +73,7 @@ class LikelihoodPosterior(UnnormalizedPosterior):
         self.sampler_options = dict(sampler_options)
         self.default_x = None
         self.diagnostics = None
+        self.theta_box = _box(None, prior.dim)  # a known likelihood: nothing to clamp
         theta0 = prior.from_unconstrained(jnp.zeros(prior.dim))
         shape = jax.eval_shape(log_likelihood, theta0, jnp.zeros(self.dim_x)).shape
         if shape not in ((), (1,)):
