@@ -121,6 +121,11 @@ class _Base:
     def log_det_from_unconstrained(self, u: Any) -> jax.Array:
         return jnp.zeros(jnp.shape(u)[:-1])
 
+    def numpy_sample(self, rng: np.random.Generator, n: int) -> np.ndarray | None:
+        """``n`` draws (n, dim) from a numpy generator, or None where a prior has no such path.
+        Samplers use it where a draw of JAX's threefry would cost seconds of compilation."""
+        return None
+
 
 class BoxUniform(_Base):
     """Uniform on the box [low, high]; unconstrained through a scaled logistic map.
@@ -142,6 +147,10 @@ class BoxUniform(_Base):
     def sample(self, n: int, seed: Seed = 0) -> jax.Array:
         u = jax.random.uniform(as_key(seed), (int(n), self.dim))
         return self.low + (self.high - self.low) * u
+
+    def numpy_sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        low, high = np.asarray(self.low), np.asarray(self.high)
+        return (low + (high - low) * rng.random((int(n), self.dim))).astype(np.float32)
 
     def in_support(self, theta: Any) -> jax.Array:
         theta = _theta(self, theta)
@@ -191,6 +200,10 @@ class Normal(_Base):
     def sample(self, n: int, seed: Seed = 0) -> jax.Array:
         return self.loc + self.scale * jax.random.normal(as_key(seed), (int(n), self.dim))
 
+    def numpy_sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        z = rng.standard_normal((int(n), self.dim))
+        return (np.asarray(self.loc) + np.asarray(self.scale) * z).astype(np.float32)
+
     def _log_prob_inside(self, theta: jax.Array) -> jax.Array:
         z = (theta - self.loc) / self.scale
         return jnp.sum(-0.5 * z**2 - jnp.log(self.scale) - 0.5 * math.log(2 * math.pi), axis=-1)
@@ -228,6 +241,10 @@ class MultivariateNormal(_Base):
         eps = jax.random.normal(as_key(seed), (int(n), self.dim))
         return self.loc + eps @ self._chol.T
 
+    def numpy_sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        eps = rng.standard_normal((int(n), self.dim))
+        return (np.asarray(self.loc) + eps @ np.asarray(self._chol).T).astype(np.float32)
+
     def _log_prob_inside(self, theta: jax.Array) -> jax.Array:
         diff = (theta - self.loc).reshape(-1, self.dim)
         z = jax.scipy.linalg.solve_triangular(self._chol, diff.T, lower=True).T
@@ -255,6 +272,9 @@ class LogNormal(_Base):
 
     def sample(self, n: int, seed: Seed = 0) -> jax.Array:
         return jnp.exp(self._normal.sample(n, seed))
+
+    def numpy_sample(self, rng: np.random.Generator, n: int) -> np.ndarray:
+        return np.exp(self._normal.numpy_sample(rng, n))
 
     def in_support(self, theta: Any) -> jax.Array:
         theta = _theta(self, theta)
@@ -302,6 +322,16 @@ class Independent(_Base):
     def sample(self, n: int, seed: Seed = 0) -> jax.Array:
         keys = jax.random.split(as_key(seed), len(self.priors))
         return jnp.concatenate([p.sample(n, k) for p, k in zip(self.priors, keys)], axis=-1)
+
+    def numpy_sample(self, rng: np.random.Generator, n: int) -> np.ndarray | None:
+        parts = []
+        for p in self.priors:  # a part without a numpy path (a user's prior): none for all
+            draw = getattr(p, "numpy_sample", None)
+            part = None if draw is None else draw(rng, n)
+            if part is None:
+                return None
+            parts.append(np.asarray(part, np.float32).reshape(int(n), p.dim))
+        return np.concatenate(parts, axis=-1)
 
     def log_prob(self, theta: Any) -> jax.Array:
         parts = self._parts(_theta(self, theta))

@@ -126,13 +126,22 @@ def _log_probs(q, u):
     return jax.vmap(q.log_prob)(u)
 
 
+@eqx.filter_jit
+def _unconstrain(q, theta):
+    return q.prior.to_unconstrained(theta)
+
+
 def _draw(log_target, params, base, q, key, n):
     """n draws of q with log target, log base and log q at each (−inf where not finite).
 
     Three jitted calls, so that the target (a network, costly to compile) compiles once for all
     rounds, whatever the proposal's type."""
+    theta = q.numpy_draws(key, n) if isinstance(q, PriorProposal) else None
     if isinstance(q, StudentTMixture):
         u = q.sample(key, n)
+        lq = _log_probs(q, u)
+    elif theta is not None:  # the prior drawn by numpy: its log density compiles once, for all
+        u = _unconstrain(q, theta)  # rounds (the later ones weigh the base at the mixture's draws)
         lq = _log_probs(q, u)
     else:
         u, lq = _sample(q, key, n)
@@ -473,6 +482,12 @@ class PriorProposal(eqx.Module):
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         return self.prior.to_unconstrained(self.prior.sample(n, seed=key))
+
+    def numpy_draws(self, key: jax.Array, n: int) -> np.ndarray | None:
+        """``n`` prior draws (θ, not u) from numpy, seeded by ``key``: no threefry to compile
+        (about half a second on a CPU); None where the prior has no numpy path."""
+        draw = getattr(self.prior, "numpy_sample", None)
+        return None if draw is None else draw(numpy_rng(key), int(n))
 
     def log_prob(self, u: jax.Array) -> jax.Array:
         theta = self.prior.from_unconstrained(u)
