@@ -136,9 +136,10 @@ def training_box(
     prior: Prior, theta: Any, x: Any, padded: bool = False
 ) -> tuple[np.ndarray, np.ndarray]:
     """The least and greatest training θ per coordinate, in the prior's unconstrained space,
-    over the rows trained on (``theta`` arrays, or a simulation store with ``x=None``;
-    ``padded`` as in :func:`lfi.methods.npe.check_training_data`): beyond it the posterior
-    stops extrapolating the network (:mod:`lfi.posteriors.unnormalized`)."""
+    over the usable rows given to ``fit`` (those held out for early stopping included;
+    ``theta`` arrays, or a simulation store with ``x=None``; ``padded`` as in
+    :func:`lfi.methods.npe.check_training_data`): beyond it the posterior stops extrapolating
+    the network (:mod:`lfi.posteriors.unnormalized`)."""
     if is_store(theta):
         parts = list(theta.iter_chunks())
         theta, x = (np.concatenate([p[i] for p in parts]) for i in (0, 1))
