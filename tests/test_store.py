@@ -148,3 +148,17 @@ def test_store_files_are_plain_data(tmp_path):
     assert "lfi_store.json" in names and "000001.json" in names
     assert not any(n.endswith((".pkl", ".pickle")) for n in names)
     assert os.path.getsize(tmp_path / "lfi_store.json") > 0 and store.num_chunks == 2
+
+
+def test_training_box_of_a_store_is_that_of_its_rows(tmp_path):
+    """NLE/NRE read a store's θ range chunk by chunk; it equals the range over all its rows."""
+    from lfi.methods.nle import training_box
+
+    store = run_campaign(SIM, None, 300, tmp_path, seed=0, chunk_size=100, progress=False)
+    theta, x = (np.concatenate(a) for a in zip(*store.iter_chunks()))
+    low, high = training_box(PRIOR, store, None)
+    want_low, want_high = training_box(PRIOR, theta, x)
+    np.testing.assert_array_equal(low, want_low)
+    np.testing.assert_array_equal(high, want_high)
+    u = np.asarray(PRIOR.to_unconstrained(theta))
+    np.testing.assert_allclose(high, u.max(0), rtol=1e-6)

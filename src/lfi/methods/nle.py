@@ -140,12 +140,15 @@ def training_box(
     ``theta`` arrays, or a simulation store with ``x=None``; ``padded`` as in
     :func:`lfi.methods.npe.check_training_data`): beyond it the posterior stops extrapolating
     the network (:mod:`lfi.posteriors.unnormalized`)."""
-    if is_store(theta):
-        parts = list(theta.iter_chunks())
-        theta, x = (np.concatenate([p[i] for p in parts]) for i in (0, 1))
-    theta = np.asarray(theta, np.float32)
-    u = np.asarray(prior.to_unconstrained(theta[usable_rows(theta, x, padded)]))
-    return u.min(0), u.max(0)
+    chunks = theta.iter_chunks() if is_store(theta) else [(theta, x)]
+    low = high = None
+    for t, v in chunks:  # a store one chunk at a time: it may not fit in memory
+        t = np.asarray(t, np.float32)
+        u = np.asarray(prior.to_unconstrained(t[usable_rows(t, v, padded)]))
+        if len(u):
+            low = u.min(0) if low is None else np.minimum(low, u.min(0))
+            high = u.max(0) if high is None else np.maximum(high, u.max(0))
+    return low, high
 
 
 def unnormalized_posterior(estimator, trained, stand, config, dim_x, *, kind, theta_box=None):
