@@ -29,6 +29,9 @@ def test_t_mixture_log_prob_matches_scipy_and_samples_match_it():
     )  # fmt: skip
     got = np.asarray(jax.vmap(q.log_prob)(jnp.asarray(u)))
     np.testing.assert_allclose(got, expected, rtol=1e-4)
+    np.testing.assert_allclose(q.log_probs(u), expected, rtol=1e-6)  # numpy, float64
+    far = np.array([[1e3, -1e3], [0.0, 40.0]])  # far tails: no overflow in the log-sum-exp
+    np.testing.assert_allclose(q.log_probs(far), np.asarray(jax.vmap(q.log_prob)(far)), rtol=1e-4)
     draws = np.asarray(q.sample(jax.random.key(0), 40_000))
     # mixture mean: Σ w_k μ_k; standard error of a mean of 40 000 draws with sd < 4: < 0.02
     np.testing.assert_allclose(draws.mean(0), [0.3 * 0 + 0.7 * 3, 0.3 * 1 - 0.7], atol=0.08)

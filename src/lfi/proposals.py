@@ -5,7 +5,7 @@ the draws may still have the right mode weights, but R-hat cannot say so and a u
 them. Here the proposal is global. :func:`fit_proposal` runs adaptive importance sampling
 (population Monte Carlo, Cappé et al. 2004, doi:10.1198/106186004X12803): draw from a base
 density (the prior pushed to unconstrained space), weight by target / proposal, resample, fit a
-Student-t mixture to the resampled draws (scikit-learn's EM for a Gaussian mixture, then
+Student-t mixture to the resampled draws (EM for a Gaussian mixture, in numpy, then
 covariances inflated, heavier tails and a broad defensive component, so that q covers the
 target's tails), and repeat until the importance ESS is a good fraction of the draws.
 :func:`independence_mh` then runs Metropolis–Hastings with that fixed proposal (Tierney 1994,
@@ -27,6 +27,7 @@ support covers the target's, and fast (no gradients, one target evaluation per s
 from __future__ import annotations
 
 import functools
+import math
 import time
 from dataclasses import dataclass
 from typing import Any
@@ -58,17 +59,18 @@ class StudentTMixture(eqx.Module):
     a CPU, which a first call of a sampler would pay for each new shape.
     """
 
-    logits: jax.Array  # (K,) log weights, normalised
-    means: jax.Array  # (K, d)
-    chols: jax.Array  # (K, d, d) lower Cholesky factors of the scale matrices
-    inv_chols: jax.Array  # (K, d, d) their inverses (a matmul compiles faster than a solve)
+    logits: np.ndarray  # (K,) log weights, normalised
+    means: np.ndarray  # (K, d)
+    chols: np.ndarray  # (K, d, d) lower Cholesky factors of the scale matrices
+    inv_chols: np.ndarray  # (K, d, d) their inverses (a matmul compiles faster than a solve)
     df: float = eqx.field(static=True)
 
     def __init__(self, logits: Any, means: Any, chols: Any, df: float = 5.0):
-        self.logits = jnp.asarray(logits, jnp.float32)
-        self.means = jnp.asarray(means, jnp.float32)
-        self.chols = jnp.asarray(chols, jnp.float32)
-        self.inv_chols = jnp.asarray(np.linalg.inv(np.asarray(chols, np.float64)), jnp.float32)
+        # numpy float32 fields: a cast or transfer of a JAX array compiles a small XLA
+        # program per shape, which a sampler's first call would pay for
+        f32 = lambda a: np.asarray(a).astype(np.float32)
+        self.logits, self.means, self.chols = f32(logits), f32(means), f32(chols)
+        self.inv_chols = f32(np.linalg.inv(np.asarray(chols).astype(np.float64)))
         self.df = float(df)
 
     @classmethod
@@ -99,19 +101,32 @@ class StudentTMixture(eqx.Module):
         g = rng.chisquare(self.df, n).astype(np.float32)
         return comp, z, g
 
-    def place(self, comp: jax.Array, z: jax.Array, g: jax.Array) -> jax.Array:
-        """Draws (n, d) from their :meth:`noise`: μ_k + L_k z √(ν/g)."""
-        scaled = jnp.einsum("nij,nj->ni", self.chols[comp], z) * jnp.sqrt(self.df / g)[:, None]
-        return self.means[comp] + scaled
+    def place(self, comp: np.ndarray, z: np.ndarray, g: np.ndarray) -> np.ndarray:
+        """Draws (n, d) float32 from their :meth:`noise`: μ_k + L_k z √(ν/g), in numpy."""
+        chols, means = self.chols.astype(np.float64), self.means.astype(np.float64)
+        scaled = np.matmul(chols[comp], np.asarray(z, np.float64)[:, :, None])[:, :, 0]
+        return (
+            means[comp] + scaled * np.sqrt(self.df / np.asarray(g, np.float64))[:, None]
+        ).astype(np.float32)
+
+    def log_probs(self, u: Any) -> np.ndarray:
+        """log q at each row of ``u`` (n, d), in numpy float64: nothing to compile (a first call
+        of a sampler would pay XLA for each new shape; numpy is as fast for a few components)."""
+        u = np.asarray(u, np.float64)
+        d, nu = self.dim, self.df
+        means, inv, chols = (a.astype(np.float64) for a in (self.means, self.inv_chols, self.chols))
+        z = np.matmul(u[None] - means[:, None], np.transpose(inv, (0, 2, 1)))  # (K, n, d)
+        maha = np.sum(z**2, axis=2)
+        log_det = np.sum(np.log(np.abs(np.diagonal(chols, axis1=1, axis2=2))), axis=1)
+        const = math.lgamma((nu + d) / 2) - math.lgamma(nu / 2) - d / 2 * math.log(nu * math.pi)
+        comp = (self.logits.astype(np.float64) + const - log_det)[:, None]
+        comp = comp - (nu + d) / 2 * np.log1p(maha / nu)
+        top = np.max(comp, axis=0)
+        return top + np.log(np.sum(np.exp(comp - top), axis=0))
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
-        """``n`` draws (n, d) (eager: the noise is numpy's, seeded from ``key``)."""
-        return _place(self, *self.noise(numpy_rng(key), int(n)))
-
-
-@eqx.filter_jit
-def _place(q, comp, z, g):
-    return q.place(comp, z, g)
+        """``n`` draws (n, d) (numpy noise seeded from ``key``, placed by numpy)."""
+        return jnp.asarray(self.place(*self.noise(numpy_rng(key), int(n))))
 
 
 @eqx.filter_jit
@@ -122,8 +137,15 @@ def _sample(q, key, n):
 
 
 @eqx.filter_jit
-def _log_probs(q, u):
+def _jit_log_probs(q, u):
     return jax.vmap(q.log_prob)(u)
+
+
+def _log_probs(q, u) -> np.ndarray:
+    """log q at each row of ``u``, float64 (numpy for a t mixture, one jitted call otherwise)."""
+    if isinstance(q, StudentTMixture):
+        return q.log_probs(u)
+    return np.asarray(_jit_log_probs(q, u), np.float64)
 
 
 @eqx.filter_jit
@@ -134,11 +156,11 @@ def _unconstrain(q, theta):
 def _draw(log_target, params, base, q, key, n):
     """n draws of q with log target, log base and log q at each (−inf where not finite).
 
-    Three jitted calls, so that the target (a network, costly to compile) compiles once for all
-    rounds, whatever the proposal's type."""
+    The target (a network, costly to compile) is one jitted call, compiled once for all rounds
+    whatever the proposal's type; a t mixture's draws and density are numpy's."""
     theta = q.numpy_draws(key, n) if isinstance(q, PriorProposal) else None
     if isinstance(q, StudentTMixture):
-        u = q.sample(key, n)
+        u = q.place(*q.noise(numpy_rng(key), int(n)))
         lq = _log_probs(q, u)
     elif theta is not None:  # the prior drawn by numpy: its log density compiles once, for all
         u = _unconstrain(q, theta)  # rounds (the later ones weigh the base at the mixture's draws)
@@ -267,12 +289,7 @@ def _fit_mixture(u: np.ndarray, components: int, seed: int, df: float) -> Studen
     chols = np.linalg.cholesky(covs)
     with np.errstate(divide="ignore"):
         log_weights = np.log(weights)
-    return StudentTMixture(
-        jnp.asarray(log_weights, jnp.float32),
-        jnp.asarray(means, jnp.float32),
-        jnp.asarray(chols, jnp.float32),
-        df,
-    )
+    return StudentTMixture(log_weights, means, chols, df)
 
 
 def fit_proposal(
@@ -355,7 +372,7 @@ def _weights(log_density, params, q, u) -> np.ndarray:
     full = np.concatenate([np.asarray(u, np.float32), np.zeros((-n % CHUNK, u.shape[1]), "f4")])
     out = []
     for i in range(0, len(full), CHUNK):
-        batch = jnp.asarray(full[i : i + CHUNK])
+        batch = jax.device_put(full[i : i + CHUNK])  # no XLA "stage" call
         lt = np.asarray(_batch_log_density(log_density, params, batch), np.float64)
         out.append(lt - np.asarray(_log_probs(q, batch), np.float64))
     lw = np.concatenate(out)[:n]
@@ -381,7 +398,7 @@ class _Stream:
         q = self.args[2]
         while len(self.chunks) * CHUNK < n:
             rng = np.random.default_rng([*self.words, len(self.chunks)])
-            v = np.asarray(_place(q, *q.noise(rng, CHUNK)))
+            v = q.place(*q.noise(rng, CHUNK))
             self.chunks.append((v, _weights(*self.args, v), np.log(rng.random(CHUNK))))
         return tuple(np.concatenate(parts)[:n] for parts in zip(*self.chunks))
 

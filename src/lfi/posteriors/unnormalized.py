@@ -155,7 +155,13 @@ class UnnormalizedPosterior(ObservationMixin):
         return self
 
     def _params(self, x: Any) -> tuple:
-        return (self._term, self._stand, self.prior, jnp.asarray(self._trials(x)), self.theta_box)
+        return (
+            self._term,
+            self._stand,
+            self.prior,
+            jax.device_put(np.asarray(self._trials(x), np.float32)),
+            self.theta_box,
+        )
 
     def log_prob(self, theta: Any, x: Any = None) -> jax.Array:
         """UNNORMALISED log p(θ) + Σ_i f(θ, x_i): -inf outside the prior's support."""
