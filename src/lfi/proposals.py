@@ -103,26 +103,29 @@ class StudentTMixture(eqx.Module):
 
     def place(self, comp: np.ndarray, z: np.ndarray, g: np.ndarray) -> np.ndarray:
         """Draws (n, d) float32 from their :meth:`noise`: μ_k + L_k z √(ν/g), in numpy."""
-        chols, means = self.chols.astype(np.float64), self.means.astype(np.float64)
-        scaled = np.matmul(chols[comp], np.asarray(z, np.float64)[:, :, None])[:, :, 0]
-        return (
-            means[comp] + scaled * np.sqrt(self.df / np.asarray(g, np.float64))[:, None]
-        ).astype(np.float32)
+        z = np.asarray(z, np.float32) * np.sqrt(self.df / np.asarray(g, np.float32))[:, None]
+        out = np.empty_like(z)
+        for k in np.unique(comp):  # one matmul per component
+            rows = comp == k
+            out[rows] = z[rows] @ self.chols[k].T + self.means[k]
+        return out
 
     def log_probs(self, u: Any) -> np.ndarray:
-        """log q at each row of ``u`` (n, d), in numpy float64: nothing to compile (a first call
-        of a sampler would pay XLA for each new shape; numpy is as fast for a few components)."""
-        u = np.asarray(u, np.float64)
-        d, nu = self.dim, self.df
-        means, inv, chols = (a.astype(np.float64) for a in (self.means, self.inv_chols, self.chols))
-        z = np.matmul(u[None] - means[:, None], np.transpose(inv, (0, 2, 1)))  # (K, n, d)
-        maha = np.sum(z**2, axis=2)
-        log_det = np.sum(np.log(np.abs(np.diagonal(chols, axis1=1, axis2=2))), axis=1)
+        """log q at each row of ``u`` (n, d), float64, computed by numpy in float32 (as the JAX
+        :meth:`log_prob`): nothing to compile, where JAX would compile for each new shape."""
+        u = np.ascontiguousarray(np.asarray(u, np.float32).T)  # (d, n)
+        (k, d), nu = self.means.shape, self.df
+        # z_k = L_k⁻¹ (u − μ_k) for all k in one matmul, laid out (k, d, n): the reductions
+        # over k then run along contiguous rows
+        shift = np.einsum("kij,kj->ki", self.inv_chols, self.means).reshape(k * d, 1)
+        z = (self.inv_chols.reshape(k * d, d) @ u - shift).reshape(k, d, -1)
+        maha = np.einsum("kin,kin->kn", z, z)
+        log_det = np.sum(np.log(np.abs(np.diagonal(self.chols, axis1=1, axis2=2))), axis=1)
         const = math.lgamma((nu + d) / 2) - math.lgamma(nu / 2) - d / 2 * math.log(nu * math.pi)
-        comp = (self.logits.astype(np.float64) + const - log_det)[:, None]
-        comp = comp - (nu + d) / 2 * np.log1p(maha / nu)
+        comp = (self.logits + np.float32(const) - log_det)[:, None]
+        comp = comp - np.float32((nu + d) / 2) * np.log1p(maha / np.float32(nu))
         top = np.max(comp, axis=0)
-        return top + np.log(np.sum(np.exp(comp - top), axis=0))
+        return (top + np.log(np.sum(np.exp(comp - top), axis=0))).astype(np.float64)
 
     def sample(self, key: jax.Array, n: int) -> jax.Array:
         """``n`` draws (n, d) (numpy noise seeded from ``key``, placed by numpy)."""
