@@ -54,9 +54,10 @@ __all__ = [
 class StudentTMixture(eqx.Module):
     """Σ_k w_k t_ν(u; μ_k, L_k L_kᵀ): a mixture of multivariate Student-t densities.
 
-    Its random draws come from numpy (:meth:`noise`, seeded from a JAX key) and only their
-    placement is JAX code (:meth:`place`): JAX's threefry draws take XLA seconds to compile on
-    a CPU, which a first call of a sampler would pay for each new shape.
+    Its random draws (:meth:`noise`, seeded from a JAX key), their placement (:meth:`place`)
+    and the batched density (:meth:`log_probs`) are numpy: JAX would compile each for every new
+    shape, seconds of XLA that a sampler's first call would pay. :meth:`log_prob` (one point,
+    JAX) is for use inside jitted code.
     """
 
     logits: np.ndarray  # (K,) log weights, normalised
