@@ -50,8 +50,8 @@ NRE_TRAIN_DEFAULTS = {"patience": 50}
 
 # A smooth activation: the classifier's logit must fit log r(x, θ), which for a Gaussian
 # likelihood is quadratic in (θ, x); a ReLU net fits it piece by piece. On gaussian_linear at
-# 10^4 simulations, SiLU halved the total variation between the learned and the analytic posterior
-# and took SNRE's mean C2ST over observations 1-10 from 0.551 (ReLU) to 0.514; at 10^4
+# 10^4 simulations, SiLU cut the total variation between the learned and the analytic posterior
+# by ~40% and took SNRE's mean C2ST over observations 1-10 from 0.551 (ReLU) to 0.514; at 10^4
 # amortised NRE-B scored two_moons 0.601 (ReLU 0.601), gaussian_mixture 0.676 (0.725), slcp 0.929
 # (0.925, within the run-to-run noise) (benchmarks/results/nre_activation.md).
 NRE_NET_DEFAULTS = {"activation": "silu"}
