@@ -46,6 +46,45 @@ def test_grid_resumes_without_recomputing_finished_cells(tmp_path, monkeypatch):
     assert "| two_moons | 0.515 (2) | 0.725 |" in summary
 
 
+def test_rows_of_other_lfi_code_are_kept_but_not_reused(tmp_path, monkeypatch):
+    calls = []
+
+    class Result:
+        c2st = {1: 0.6}
+        metrics = {"epochs": 2}
+
+    def fake_run_task(task, method, *, observations, **kw):
+        calls.append(tuple(observations))
+        return Result()
+
+    monkeypatch.setattr(grid, "run_task", fake_run_task)
+    path = tmp_path / "results.csv"
+    # a CSV of an older lfi: no "code" column
+    old = ["task", "method", "budget", "observation", "seed", "options", "c2st", "epochs"]
+    with open(path, "w", newline="") as f:
+        writer = csv.writer(f)
+        writer.writerow(old)
+        writer.writerow(["two_moons", "npe", "1000", "1", "0", "{}", "0.9", "5"])
+    grid.bench(["two_moons"], ["npe"], [1000], [1], tmp_path, progress=False)
+    assert calls == [(1,)]  # the old row is not taken as done
+    with open(path) as f:
+        rows = list(csv.DictReader(f))
+    assert [r["c2st"] for r in rows] == ["0.9", "0.6"]  # kept, and the new one appended
+    assert rows[0]["code"] == "" and rows[1]["code"] == grid.code_id()
+    assert rows[0]["epochs"] == "5" and list(rows[0]) == grid.FIELDS
+    assert "0.600 (1)" in (tmp_path / "summary.md").read_text()  # this code's row only
+    grid.bench(["two_moons"], ["npe"], [1000], [1], tmp_path, progress=False)
+    assert len(calls) == 1  # same code: resumed
+    monkeypatch.setattr(grid, "code_id", lambda: "changed")
+    grid.bench(["two_moons"], ["npe"], [1000], [1], tmp_path, progress=False)
+    assert len(calls) == 2  # another lfi: run again
+
+
+def test_code_id_is_a_stable_hash_of_the_source():
+    assert grid.code_id() == grid.code_id.__wrapped__()
+    assert len(grid.code_id()) == 12 and int(grid.code_id(), 16) >= 0
+
+
 def test_cli_bench_end_to_end(tmp_path, capsys):
     out = tmp_path / "b"
     argv = ["bench", "--tasks", "two_moons", "--methods", "npe", "--budgets", "300",

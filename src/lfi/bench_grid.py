@@ -4,9 +4,12 @@ Each (task, method, budget) is trained once (amortised methods; sequential and A
 anew at each observation, as in sbibm) and scored by C2ST against the task's reference
 posterior at each observation (:func:`lfi.bench.run_task`). Every finished observation is
 appended to ``OUT/results.csv`` at once (flushed to disk), and a rerun skips what the CSV
-already holds (same seed and options), so an interrupted grid resumes; a cell with some
+already holds (same seed, options and lfi code), so an interrupted grid resumes; a cell with some
 observations missing is retrained with the same seed (the same network) and scores only those.
-``OUT/summary.md`` puts the mean C2ST of each cell (this run's seed and options) beside
+A row's ``code`` is a hash of lfi's own source (:func:`code_id`): a default changed in a later
+lfi (a network, a sampler, a schedule) changes what the same options mean, so rows of another
+code are kept in the CSV but never taken as done, nor summarised with this run's.
+``OUT/summary.md`` puts the mean C2ST of each cell (this run's seed, options and code) beside
 sbibm's published figure (Lueckmann et al. 2021, arXiv:2101.04653;
 ``lfi/data/sbibm_c2st.json``) and ``OUT/c2st.png`` draws C2ST against the budget per task.
 
@@ -17,6 +20,8 @@ sbibm's published figure (Lueckmann et al. 2021, arXiv:2101.04653;
 from __future__ import annotations
 
 import csv
+import functools
+import hashlib
 import json
 import os
 from collections import defaultdict
@@ -30,7 +35,7 @@ from tqdm.auto import tqdm
 from lfi import tasks as task_registry
 from lfi.bench import run_task
 
-__all__ = ["FIELDS", "bench", "sbibm_c2st", "summarize"]
+__all__ = ["FIELDS", "bench", "code_id", "sbibm_c2st", "summarize"]
 
 _SBIBM_NAMES = {
     "npe": "NPE",
@@ -43,9 +48,12 @@ _SBIBM_NAMES = {
     "smc_abc": "SMC-ABC",
 }
 FIELDS = [
-    "task", "method", "budget", "observation", "seed", "options", "c2st",
+    "task", "method", "budget", "observation", "seed", "options", "code", "c2st",
     "seconds_simulate", "seconds_train", "seconds_sample", "seconds_score", "epochs",
 ]  # fmt: skip
+
+
+_METRICS = FIELDS[FIELDS.index("c2st") + 1 :]
 
 
 def _sbibm() -> dict:
@@ -59,9 +67,28 @@ def sbibm_c2st(task: str, method: str, budget: int) -> float | None:
     return _sbibm().get(str(int(budget)), {}).get(task, {}).get(name) if name else None
 
 
+@functools.cache
+def code_id() -> str:
+    """A short hash of the installed lfi's source files (``.py`` and packaged data): two runs
+    share it only if they ran the same code, defaults included."""
+    digest = hashlib.sha256()
+    root = resources.files("lfi")
+    stack, files = [root], []
+    while stack:
+        for entry in stack.pop().iterdir():
+            if entry.is_dir():
+                stack.append(entry)
+            elif entry.name.endswith((".py", ".json")):
+                files.append(entry)
+    for entry in sorted(files, key=lambda e: str(e)):
+        digest.update(os.path.relpath(str(entry), str(root)).encode())
+        digest.update(entry.read_bytes())
+    return digest.hexdigest()[:12]
+
+
 def _key(row: dict) -> tuple:
     return (row["task"], row["method"], int(row["budget"]), int(row["observation"]),
-            int(row["seed"]), row["options"])  # fmt: skip
+            int(row["seed"]), row["options"], row.get("code") or "")  # fmt: skip
 
 
 def _read(path: Path) -> list[dict]:
@@ -69,6 +96,24 @@ def _read(path: Path) -> list[dict]:
         return []
     with open(path, newline="") as f:
         return list(csv.DictReader(f))
+
+
+def _upgrade(path: Path) -> None:
+    """Rewrite a CSV written with other columns (an older lfi) under :data:`FIELDS`, keeping
+    every row (absent columns blank), atomically: a crash leaves the old file or the new one."""
+    with open(path, newline="") as f:
+        header = next(csv.reader(f), None)
+    if header is None or header == FIELDS:
+        return
+    rows = _read(path)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "w", newline="") as f:
+        writer = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
+        writer.writeheader()
+        writer.writerows(rows)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
 
 
 def bench(
@@ -89,8 +134,15 @@ def bench(
         task_registry.get(name)  # a bad task name fails before any work
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    path, opts = out / "results.csv", json.dumps(options, sort_keys=True)
-    done = {_key(r) for r in _read(path)}
+    path, opts, code = out / "results.csv", json.dumps(options, sort_keys=True), code_id()
+    if path.is_file():
+        _upgrade(path)
+    previous = _read(path)
+    done = {_key(r) for r in previous}
+    same = lambda r: r["seed"] == str(seed) and r["options"] == opts  # noqa: E731
+    stale = sum(1 for r in previous if same(r) and (r.get("code") or "") != code)
+    if stale and progress:
+        tqdm.write(f"{path}: {stale} rows of another lfi code (not {code}) are kept, not reused")
     cells = [(t, m, int(b)) for t in tasks for m in methods for b in budgets]
     bar = tqdm(total=len(cells) * len(observations), desc="bench", unit="obs",
                disable=not progress)  # fmt: skip
@@ -100,7 +152,8 @@ def bench(
         if new_file:
             writer.writeheader()
         for t, m, b in cells:
-            row0 = {"task": t, "method": m, "budget": b, "seed": seed, "options": opts}
+            row0 = {"task": t, "method": m, "budget": b, "seed": seed, "options": opts,
+                    "code": code}  # fmt: skip
             todo = [k for k in observations if _key({**row0, "observation": k}) not in done]
             bar.update(len(observations) - len(todo))
             if not todo:
@@ -111,7 +164,7 @@ def bench(
             metrics, c2st = result.metrics, result.c2st
             for k in todo:
                 row = {**row0, "observation": k, "c2st": c2st.get(k)}
-                row.update({name: metrics.get(name) for name in FIELDS[7:]})
+                row.update({name: metrics.get(name) for name in _METRICS})
                 writer.writerow(row)
                 f.flush()
                 os.fsync(f.fileno())
@@ -121,7 +174,7 @@ def bench(
                 tqdm.write(f"{t} · {m} · {b}: C2ST {np.mean(scores):.3f} over {len(scores)} obs")
     bar.close()
     rows = _read(path)
-    summarize([r for r in rows if r["seed"] == str(seed) and r["options"] == opts], out)
+    summarize([r for r in rows if same(r) and r["code"] == code], out)
     return rows
 
 
