@@ -62,6 +62,37 @@ def test_bad_inputs_are_named(test_set):
         sbc(Gaussian(), theta[:, :3], x)
 
 
+class _NaNDraws(Gaussian):
+    """NaN draws would compare as False (every rank 0); a NaN density at θ* would count as
+    covered at every level: both must be errors, not biased results."""
+
+    def sample(self, n, x, seed):
+        draws = super().sample(n, x, seed)
+        draws[0, 0] = np.nan
+        return draws
+
+
+class _NaNDensity(Gaussian):
+    def log_prob(self, theta, x):
+        lp = super().log_prob(theta, x)
+        lp[0] = np.nan  # at θ*
+        return lp
+
+
+def test_nonfinite_draws_or_densities_are_errors(test_set):
+    theta, x = test_set
+    with pytest.raises(ValueError, match="draws .* contain NaN"):
+        sbc(_NaNDraws(), theta[:5], x[:5], num_samples=20)
+    with pytest.raises(ValueError, match="draws .* contain NaN"):
+        expected_coverage(_NaNDraws(), theta[:5], x[:5], num_samples=20)
+    with pytest.raises(ValueError, match="log_prob is NaN"):
+        expected_coverage(_NaNDensity(), theta[:5], x[:5], num_samples=20)
+    draws = np.random.default_rng(0).standard_normal((6, 50, 2))
+    draws[1, 3, 0] = np.nan
+    with pytest.warns(UserWarning, match="left out 1 of 6"):
+        lfi.diagnostics.tarp(draws, np.zeros((6, 2)))
+
+
 def test_calibration_plots_are_written(test_set, tmp_path):
     from lfi.plot import coverage_curve, sbc_ranks
 

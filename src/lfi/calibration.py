@@ -100,14 +100,23 @@ def _test_set(posterior: Any, theta: Any, x: Any) -> tuple[np.ndarray, np.ndarra
     return theta[ok], x[ok], posterior
 
 
+def _finite(draws: np.ndarray, what: str) -> np.ndarray:
+    """NaN draws would compare as False and bias every rank and coverage: an error instead."""
+    if not np.all(np.isfinite(draws)):
+        raise ValueError(f"posterior: {what} contain NaN or inf")
+    return draws
+
+
 def _draws(posterior: Any, n: int, x: np.ndarray, seed: int) -> np.ndarray:
-    return np.asarray(posterior.sample(int(n), x=x, seed=seed), np.float64)
+    draws = np.asarray(posterior.sample(int(n), x=x, seed=seed), np.float64)
+    return _finite(draws, f"the draws at test observation {np.ravel(x)[:4].tolist()}...")
 
 
 def _all_draws(posterior: Any, n: int, x: np.ndarray, seed: int) -> np.ndarray:
     """(num_pairs, n, dθ): one batched call where the posterior offers ``sample_batched``."""
     if not isinstance(posterior, Sequence) and hasattr(posterior, "sample_batched"):
-        return np.asarray(posterior.sample_batched(int(n), x, seed=seed), np.float64)
+        draws = np.asarray(posterior.sample_batched(int(n), x, seed=seed), np.float64)
+        return _finite(draws, "the batched draws")
     return np.stack([_draws(_one(posterior, i), n, x[i], seed + i) for i in range(len(x))])
 
 
@@ -212,6 +221,8 @@ def expected_coverage(
         post = _one(posterior, i)
         draws = _draws(post, num_samples, x[i], seed + i)
         lp = np.asarray(post.log_prob(np.concatenate([theta[i : i + 1], draws]), x=x[i]))
+        if np.isnan(lp).any() or lp[0] == np.inf:  # NaN at θ* would count it covered
+            raise ValueError(f"posterior: log_prob is NaN (or +inf at θ*) at test pair {i}")
         alphas[i] = np.mean(lp[1:] > lp[0])
     coverage = np.array([np.mean(alphas <= lv) for lv in levels])
     return CoverageResult(levels, coverage, alphas)
@@ -298,6 +309,12 @@ def tarp(
                 f"got {draws.shape}"
             )
         ok = np.all(np.isfinite(theta), 1) & np.all(np.isfinite(draws), (1, 2))
+        if not ok.all():
+            warnings.warn(
+                f"tarp: left out {int((~ok).sum())} of {len(ok)} test pairs with NaN/inf in "
+                "theta or their draws",
+                stacklevel=2,
+            )
         theta, draws = theta[ok], draws[ok]
     else:
         if x is None:

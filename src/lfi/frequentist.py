@@ -9,8 +9,10 @@ from NDE/SCANDAL), the log-likelihood ℓ(θ) = Σ_i log r̂(x_i | θ) + const g
 - confidence sets {θ : q(θ) ≤ c}: by Wilks' theorem c = χ²_d quantile (asymptotic: needs many
   events and an accurate ratio), or by a Neyman construction c(θ) = the quantile of q(θ) over
   toy datasets simulated at θ (exact coverage for whatever statistic the estimator defines),
-- expected limits: the median over toy datasets at a hypothesis of q(θ), and the set where it
-  stays below c (what a collider analysis quotes before looking at data).
+- expected limits: the median over toy datasets at a hypothesis of q(θ), pointwise in θ, and
+  the set where it stays below c (the expected set a collider analysis quotes before looking at
+  data). The pointwise median of q is not the median of the toys' interval ends: for a Gaussian
+  mean the two agree at 95% but the 68% set of medians is ~7% narrower (0.93σ vs 0.99σ).
 
 Any object with ``log_ratio(x, theta)`` — x of shape (n, dx) summed over events, θ of shape
 (m, dθ) — works, e.g. :class:`lfi.GoldRatio`, :class:`lfi.CARL`, :class:`lfi.SCANDAL` or an
@@ -111,12 +113,33 @@ def _events(x: Any) -> np.ndarray:
     return x
 
 
+_EVENT_CHUNK = 1024
+
+
 def log_likelihood(estimator: Any, x: Any, theta_grid: Any) -> np.ndarray:
-    """ℓ(θ) = Σ_events log r̂(x_i | θ) at each grid point: shape (m,)."""
+    """ℓ(θ) = Σ_events log r̂(x_i | θ) at each grid point: shape (m,).
+
+    The events go to the estimator in chunks of 1024 and the chunks' sums add up in float64:
+    one float32 sum over 10^5-10^6 events (ℓ ~ 10^5-10^6) would round q(θ) by O(0.1-1), the
+    size of a confidence threshold. ℓ = NaN or +inf at a grid point is an error (it would drop
+    out of, or fill, the confidence set silently); −inf (θ outside the support) is not.
+    """
     g = _grid(theta_grid)
-    out = np.asarray(estimator.log_ratio(_events(x), g.astype(np.float32)), np.float64)
-    if out.shape != (len(g),):
-        raise ValueError(f"estimator: log_ratio returned shape {out.shape}, expected ({len(g)},)")
+    events, theta = _events(x), g.astype(np.float32)
+    out = np.zeros(len(g))
+    for i in range(0, len(events), _EVENT_CHUNK):
+        part = np.asarray(estimator.log_ratio(events[i : i + _EVENT_CHUNK], theta), np.float64)
+        if part.shape != (len(g),):
+            raise ValueError(
+                f"estimator: log_ratio returned shape {part.shape}, expected ({len(g)},)"
+            )
+        out += part
+    bad = np.isnan(out) | (out == np.inf)
+    if bad.any():
+        raise ValueError(
+            f"estimator: log_ratio is NaN or +inf at {int(bad.sum())} of {len(g)} grid points "
+            f"(first θ = {g[np.argmax(bad)].tolist()})"
+        )
     return out
 
 
@@ -249,8 +272,9 @@ def expected_limits(
     num_toys: int = 200,
     seed: Seed = 0,
 ) -> ConfidenceSet:
-    """The expected set at ``level`` if θ_true holds: the median over toys of q(θ), against
-    Wilks' threshold (method "expected")."""
+    """The expected set at ``level`` if θ_true holds: the median over toys of q(θ) at each grid
+    point, against Wilks' threshold (method "expected"; see the module docstring for how this
+    differs from the median of the toys' limits)."""
     g, level = _grid(theta_grid), _level(level)
     toys = simulate_toys(simulator, theta_true, num_events, num_toys, seed)
     q = np.median(np.stack([q_statistic(estimator, t, g) for t in toys]), 0)
