@@ -111,7 +111,10 @@ def bernoulli(key: jax.Array, p: Any, shape: tuple = ()) -> tuple[jax.Array, jax
     p = jnp.asarray(p, jnp.float32)
     shape = jnp.broadcast_shapes(shape, p.shape)
     b = _shared(jax.random.bernoulli(key, p, shape).astype(jnp.float32))
-    return b, jnp.sum(jnp.where(b > 0.5, jnp.log(p), jnp.log1p(-p)))
+    one = b > 0.5  # each branch's argument made harmless where unused: no NaN gradient at p = 0, 1
+    return b, jnp.sum(
+        jnp.where(one, jnp.log(jnp.where(one, p, 1.0)), jnp.log1p(-jnp.where(one, 0.0, p)))
+    )
 
 
 def categorical(key: jax.Array, log_probs: Any) -> tuple[jax.Array, jax.Array]:
@@ -126,7 +129,8 @@ def poisson(key: jax.Array, rate: Any, shape: tuple = ()) -> tuple[jax.Array, ja
     rate = jnp.asarray(rate, jnp.float32)
     shape = jnp.broadcast_shapes(shape, rate.shape)
     k = _shared(jax.random.poisson(key, jax.lax.stop_gradient(rate), shape).astype(jnp.float32))
-    return k, jnp.sum(k * jnp.log(rate) - rate - jax.scipy.special.gammaln(k + 1))
+    safe = jnp.where(k > 0, rate, 1.0)  # k log rate = 0 at k = 0, also where rate = 0
+    return k, jnp.sum(k * jnp.log(safe) - rate - jax.scipy.special.gammaln(k + 1))
 
 
 class AugmentedSimulator(_Wrapped):

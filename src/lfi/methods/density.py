@@ -78,8 +78,10 @@ def _cells(prior: Prior, grid_size: int, seed: Seed) -> tuple[list[np.ndarray], 
 
 
 def _kde_log_density(s: np.ndarray, s_o: np.ndarray) -> np.ndarray:
-    """log p̂(s_o) per grid point from its simulated summaries s (G, m, ds); NaN rows ignored."""
+    """log p̂(s_o) per grid point from its simulated summaries s (G, m, ds); NaN rows ignored.
+    ``s_o``: (ds,), or (G, ds) for a summary that differs per grid point."""
     g, m, ds = s.shape
+    s_o = np.broadcast_to(s_o, (g, ds))
     ok = np.all(np.isfinite(s), axis=2)  # (G, m)
     cnt = ok.sum(1)
     z = np.where(ok[..., None], s, 0.0)
@@ -90,7 +92,7 @@ def _kde_log_density(s: np.ndarray, s_o: np.ndarray) -> np.ndarray:
     scale = np.mean(np.diagonal(cov, axis1=1, axis2=2), axis=1)
     cov = h2[:, None, None] * cov + 1e-9 * np.maximum(scale, 1e-12)[:, None, None] * np.eye(ds)
     chol = np.linalg.cholesky(cov)
-    diff = np.where(ok[..., None], s_o[None, None] - s, 0.0)
+    diff = np.where(ok[..., None], s_o[:, None] - s, 0.0)
     w = np.linalg.solve(chol[:, None], diff[..., None])[..., 0]  # (G, m, ds)
     log_k = (
         -0.5 * np.sum(w**2, -1) - np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), 1)[:, None]

@@ -23,8 +23,9 @@ alices    alice + α (1 − y) ‖t − ∇θ A‖²                            
 
 The joint quantities are unbiased targets: the minimisers are the true log r(x | θ, θ_ref) and
 score. The score term is on rows drawn at θ (y = 0), where E[t(x, z | θ) | x] = t(x | θ), and is
-taken in θ itself (not the network's standardised inputs), so α means what it does in the papers
-(MadMiner's default α = 1; 0.5 on the Galton board). In ROLR/RASCAL, exp is taken of values
+taken in θ itself (not the network's standardised inputs) and summed over θ's components (the
+papers' ‖·‖², α = 0.5 on the Galton board); MadMiner's loss averages over the components instead,
+so its α (default 1) is lfi's α times dθ. In ROLR/RASCAL, exp is taken of values
 clipped to ±30 so that one heavy-tailed joint ratio cannot overflow float32.
 
 The fitted estimator is a :class:`lfi.CARL`: ``log_ratio(x, θ)`` summed over i.i.d. trials,
@@ -33,7 +34,9 @@ The fitted estimator is a :class:`lfi.CARL`: ``log_ratio(x, θ)`` summed over i.
 differentiates A in θ, and ReLU nets have piecewise-constant gradients.
 
 :class:`SALLY` regresses t(x, z | θ_ref) on x drawn at θ_ref: t̂(x) is the locally sufficient
-summary statistic (score) at θ_ref; SALLINO projects it on (θ − θ_ref).
+summary statistic (score) at θ_ref. :meth:`SALLY.grid_posterior` does the inference step of
+both methods on a grid of simulations: SALLY estimates the density of t̂(x) at each θ, SALLINO
+the density ratio of the one-dimensional h_θ(x) = (θ − θ_ref)·t̂(x) at θ and at θ_ref.
 
 >>> import lfi
 >>> from lfi.tasks import get
@@ -62,6 +65,7 @@ import paramax
 
 from lfi._rng import Seed, as_key
 from lfi.augment import GoldData, check_theta_ref
+from lfi.methods.density import GridPosterior
 from lfi.methods.npe import TRAIN_DEFAULTS
 from lfi.methods.ratio import CARL
 from lfi.nets.classifiers import classifier_config
@@ -85,7 +89,12 @@ GOLD_TRAIN_DEFAULTS = {"patience_steps": 1000}
 def check_gold(
     data: Any, prior: Prior, method: str, *, log_r: bool, score: bool, y: bool
 ) -> GoldData:
-    """Validate :class:`GoldData` for ``method``; drop non-finite rows with a counted warning."""
+    """Validate :class:`GoldData` for ``method``; drop invalid rows with a counted warning.
+
+    Invalid: NaN or ±inf in θ, x or y, a NaN joint log-ratio (±inf is kept: r = 0 or 1/r = 0
+    are exact targets, clipped to ±30 in the losses), a non-finite joint score on a row the
+    score term uses (every row, or with labels only the rows drawn at θ; the other rows' scores
+    are set to 0, unused). Dropping by a rule that depends on y would bias the ratio."""
     if not isinstance(data, GoldData):
         raise TypeError(
             f"data: expected lfi.GoldData (from lfi.simulate_gold / lfi.simulate(..., "
@@ -122,8 +131,14 @@ def check_gold(
     if "y" in cols and not np.all((cols["y"] == 0) | (cols["y"] == 1)):
         raise ValueError("data.y: expected labels 0 (x drawn at θ) or 1 (drawn at θ_ref)")
     ok = np.ones(n, bool)
-    for a in cols.values():
-        ok &= np.all(np.isfinite(a.reshape(n, -1)), axis=1)
+    for name, a in cols.items():
+        if name == "log_r":  # ±inf is a valid joint ratio (r = 0 or 1/r = 0), clipped in losses
+            ok &= ~np.isnan(a)
+        elif name == "score" and "y" in cols:  # the score term sees only the rows drawn at θ
+            ok &= np.all(np.isfinite(a), axis=1) | (cols["y"] == 1)
+            cols["score"] = np.where(np.isfinite(a), a, 0.0).astype(np.float32)
+        else:
+            ok &= np.all(np.isfinite(a.reshape(n, -1)), axis=1)
     if not ok.all():
         warnings.warn(
             f"data: excluded {int((~ok).sum())} of {n} rows with NaN/inf in "
@@ -235,6 +250,22 @@ class GoldRatio(CARL):
 
     def fit(self, data: GoldData, seed: Seed = 0) -> GoldRatio:  # type: ignore[override]
         """Train on ``data`` (rows drawn at θ, y = 0, and at θ_ref, y = 1); a fitted copy."""
+        batch, stand = self.training_batch(data)
+        anchor = None
+        if self.anchored:
+            u_ref = self.prior.to_unconstrained(jnp.asarray(self.theta_ref))
+            anchor = np.asarray(stand.z_theta(u_ref)).tolist()
+        options = {**self.classifier_options, "anchor": anchor}
+        config = classifier_config(self.prior.dim, batch[1].shape[1], **options)
+        loss = gold_loss(self.method, self.alpha)
+        fitted = self._train(config, stand, batch, as_key(seed), 0.0, loss)
+        u = stand.theta_mean + stand.theta_std * np.asarray(batch[0])
+        fitted.theta_box = (np.min(u, 0), np.max(u, 0))  # as CARL: posterior() stops extrapolating
+        return fitted
+
+    def training_batch(self, data: GoldData) -> tuple[tuple, Standardizer]:
+        """The validated rows as the loss of :func:`gold_loss` takes them, and the standardiser:
+        ``(a, b, y, log_r, score, jinv_t, offset)``, a and b the z-scored unconstrained θ and x."""
         needs_r = _BASE[self.method] in ("rolr", "alice")
         data = check_gold(
             data, self.prior, self.method, log_r=needs_r, score=self.method in _SCORE, y=True
@@ -262,14 +293,7 @@ class GoldRatio(CARL):
             theta_jacobian(self.prior, stand, a),
             jnp.full(n, offset, jnp.float32),
         )
-        anchor = None
-        if self.anchored:
-            u_ref = self.prior.to_unconstrained(jnp.asarray(self.theta_ref))
-            anchor = np.asarray(stand.z_theta(u_ref)).tolist()
-        options = {**self.classifier_options, "anchor": anchor}
-        config = classifier_config(d, data.x.shape[1], **options)
-        loss = gold_loss(self.method, self.alpha)
-        return self._train(config, stand, batch, as_key(seed), 0.0, loss)
+        return batch, stand
 
 
 class _Regressor(eqx.Module):
@@ -351,3 +375,73 @@ class SALLY:
         """(θ − θ_ref)·t̂(x): shape (n,) for x (n, dx) and θ (dθ,) or (n, dθ)."""
         delta = jnp.asarray(theta, jnp.float32) - jnp.asarray(self.theta_ref)
         return jnp.sum(self.summary(x) * delta, -1)
+
+    def grid_posterior(
+        self,
+        simulator: Any,
+        x_o: Any,
+        *,
+        projected: bool = False,
+        grid_size: int = 25,
+        per_point: int = 200,
+        seed: Seed = 0,
+        progress: bool = True,
+    ) -> GridPosterior:
+        """Inference with the learned summary: simulate ``per_point`` times at each cell centre
+        of a grid over the prior (dθ ≤ 3) and estimate densities by Gaussian kernels
+        (:mod:`lfi.methods.density`). ``x_o``: one observation (dx,) or i.i.d. events (k, dx),
+        whose log-likelihoods add up.
+
+        - SALLY (``projected=False``): log p̂(t̂(x_o) | θ), a dθ-dimensional density per cell.
+        - SALLINO (``projected=True``): the one-dimensional h_θ(x) = (θ − θ_ref)·t̂(x) and
+          log r̂(x_o | θ, θ_ref) = log p̂(h_θ(x_o) | θ) − log p̂(h_θ(x_o) | θ_ref), both densities
+          of the same variable (another ``per_point`` simulations at θ_ref); comparing
+          p̂(h_θ | θ) across θ alone would compare densities of different variables.
+
+        Returns a :class:`lfi.methods.density.GridPosterior` (``mle()``, ``sample``,
+        ``log_prob``; ``info`` counts the simulations and the invalid ones).
+        """
+        from lfi.methods.density import _cells, _kde_log_density
+        from lfi.simulate import run_simulator
+
+        if self.model is None:
+            raise RuntimeError("SALLY: not fitted yet; call .fit first")
+        if int(grid_size) < 2 or int(per_point) < 3:
+            raise ValueError(f"grid_size >= 2 and per_point >= 3: got {grid_size}, {per_point}")
+        dx = int(self.stand.x_mean.shape[0])
+        events = np.asarray(x_o, np.float32).reshape(-1, dx) if np.size(x_o) % dx == 0 else None
+        if events is None or events.size == 0 or not np.all(np.isfinite(events)):
+            raise ValueError(f"x_o: expected finite (dx,) or (k, dx) with dx = {dx}")
+        key_grid, key_sim, key_ref = jax.random.split(as_key(seed), 3)
+        edges, centres = _cells(self.prior, int(grid_size), key_grid)
+        g, m = len(centres), int(per_point)
+        theta = np.repeat(centres, m, axis=0).astype(np.float32)
+        x, _ = run_simulator(simulator, theta, seed=key_sim, progress=progress)
+        t = np.asarray(self.summary(np.asarray(x)), np.float64).reshape(g, m, -1)
+        t_o = np.asarray(self.summary(events), np.float64)  # (k, dθ)
+        invalid = int((~np.all(np.isfinite(t), axis=2)).sum())
+        num = len(theta)
+        if not projected:
+            log_lik = sum(_kde_log_density(t, t_k) for t_k in t_o)
+        else:
+            at_ref = np.broadcast_to(self.theta_ref, (m, self.prior.dim)).astype(np.float32)
+            x_ref, _ = run_simulator(simulator, at_ref, seed=key_ref, progress=progress)
+            t_ref = np.asarray(self.summary(np.asarray(x_ref)), np.float64)  # (m, dθ)
+            invalid += int((~np.all(np.isfinite(t_ref), axis=1)).sum())
+            num += m
+            delta = centres - np.asarray(self.theta_ref, np.float64)  # (G, dθ)
+            h = np.einsum("gmd,gd->gm", t, delta)[..., None]
+            h_ref = np.einsum("md,gd->gm", t_ref, delta)[..., None]
+            h_o = np.einsum("kd,gd->kg", t_o, delta)[..., None]
+            log_lik = sum(_kde_log_density(h, h_k) - _kde_log_density(h_ref, h_k) for h_k in h_o)
+        if invalid:
+            warnings.warn(f"grid_posterior: {invalid} of {num} simulations invalid", stacklevel=2)
+        info = {
+            "method": "sallino" if projected else "sally",
+            "num_simulations": num,
+            "num_invalid": invalid,
+            "grid_size": int(grid_size),
+            "per_point": m,
+            "num_events": len(events),
+        }
+        return GridPosterior(self.prior, edges, log_lik, x_o=events, info=info)
