@@ -313,8 +313,9 @@ class SALLY:
 
     ``SALLY(prior, theta_ref).fit(data, seed=0)`` with ``data`` from
     ``lfi.simulate_augmented`` at θ_ref (``data.score`` = t(x, z | θ_ref)); then
-    :meth:`summary` (dθ numbers per x, for ABC, histograms or any density estimator) and
-    :meth:`sallino` ((θ − θ_ref)·t̂(x), one number per x and θ). Options: ``width``, ``depth``,
+    :meth:`summary` (dθ numbers per x, for ABC, histograms or any density estimator),
+    :meth:`sallino` ((θ − θ_ref)·t̂(x), one number per x and θ) and :meth:`grid_posterior` (the
+    density step of SALLY or SALLINO on a grid of simulations). Options: ``width``, ``depth``,
     ``activation`` and the training options of :data:`lfi.methods.npe.TRAIN_DEFAULTS`.
     """
 

@@ -9,7 +9,8 @@ sally, sallino                             at θ_ref, + score       :class:`lfi.
 ========================================== ======================= ===========================
 
 All but ``nde`` and ``carl`` need an augmented simulator (:func:`lfi.augmented`); the ratio and
-SALLY methods need ``theta_ref``.
+SALLY methods need ``theta_ref``. ``sally`` and ``sallino`` train the same summary t̂(x); their
+inference steps differ: ``SALLY.grid_posterior(simulator, x_o, projected=False | True)``.
 """
 
 from __future__ import annotations
