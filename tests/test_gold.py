@@ -125,7 +125,12 @@ def test_simulate_gold_rows_and_seeds():
     np.testing.assert_array_equal(a.x, b.x)
     np.testing.assert_array_equal(a.log_r, b.log_r)
     assert not np.allclose(a.x, c.x)
-    # the joint log-ratio of every row equals the closed form on its own path
+    # the sign convention, log r = log p(x, z | θ) − log p(x, z | θ_ref): rows drawn at θ_ref
+    # have E[r] = 1 and rows drawn at θ have E[1/r] = 1 (importance weights; 4 standard errors)
+    big = lfi.simulate_gold(TOY.simulator, TOY.prior, 8000, [0.0], seed=5, progress=False)
+    for label, w in ((1, np.exp(big.log_r)), (0, np.exp(-big.log_r))):
+        w = w[big.y == label].astype(np.float64)
+        assert abs(w.mean() - 1) < 4 * w.std() / np.sqrt(len(w)), (label, w.mean())
     d = lfi.simulate(
         TOY.simulator, TOY.prior, 50, seed=0, augmented=True, theta_ref=[0.5], progress=False
     )

@@ -19,6 +19,9 @@ the program runs once per θ of a small batch under ``jax.vmap``; every primitiv
 in the first row (θ_sample) and shares it with the other rows, which only re-evaluate the
 densities (so the path is the same), and the values carry no gradient (so ∇θ holds z fixed).
 Outside lfi's augmentation the primitives are ordinary samplers. Loops may use ``lax.scan``.
+The identities above need every random choice's support not to depend on θ (e.g. no
+``uniform(key, 0, θ)``): with a moving support edge the joint score misses the edge's term and
+its mean is no longer t(x | θ).
 
 >>> import jax, jax.numpy as jnp, lfi
 >>> def toy(key, theta):                       # z ~ N(θ, 2²), x ~ N(z, 1)
