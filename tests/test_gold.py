@@ -311,6 +311,22 @@ def test_exact_gaussian_mle_and_wilks_interval():
         assert abs(lo - (x.mean() - half)) <= 0.005 and abs(hi - (x.mean() + half)) <= 0.005
 
 
+def test_interval_ends_interpolate_between_grid_points():
+    """On a coarse grid (step h = 0.1) the interval ends of the exact Gaussian q(θ) = n(θ − x̄)²/5
+    are where its linear interpolation crosses c: off by at most q''h²/8 / |q'| at the end
+    (q'' = 2n/5), against up to h for the last accepted grid point."""
+    exact = fq.ExactLikelihood(TOY)
+    x = np.asarray(TOY.simulate(np.full((400, 1), 0.5), seed=1))
+    g = fq.grid(-3.0, 3.0, 61)
+    for level in (0.68, 0.95):
+        lo, hi = fq.confidence_set(exact, x, g, level=level).interval()
+        c = chi2.ppf(level, 1)
+        half = np.sqrt(5 * c / 400)
+        slope = 2 * 400 * half / 5
+        tol = (2 * 400 / 5) * 0.1**2 / 8 / slope + 1e-3  # + the MLE's parabola refinement
+        assert abs(lo - (x.mean() - half)) <= tol and abs(hi - (x.mean() + half)) <= tol
+
+
 def test_log_likelihood_sums_in_float64_and_rejects_nan():
     """2500 events in 3 chunks: ℓ (≈ −6000) equals the float64 sum of the exact per-event terms
     up to the float32 rounding inside each chunk (~1e-3; float32's spacing at 6000 is 5e-4)."""

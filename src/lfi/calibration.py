@@ -193,7 +193,7 @@ def ecdf_band(
     counts = cdf[:, j - 1]  # #(rank < j) per simulation and point
     tail = np.minimum(binom.cdf(counts, n, z), binom.sf(counts - 1, n, z))
     # the largest γ with at least `level` of the simulations inside everywhere (min tail >= γ/2)
-    gamma = float(np.sort(np.min(2 * tail, 1))[int(np.floor((1 - level) * len(tail)))])
+    gamma = float(np.sort(np.min(2 * tail, 1))[int(np.floor((1 - level) * len(tail) + 1e-9))])
     c = np.arange(n + 1)[:, None]
     ok = (binom.cdf(c, n, z) >= gamma / 2) & (binom.sf(c - 1, n, z) >= gamma / 2)
     lower = np.argmax(ok, 0) / n

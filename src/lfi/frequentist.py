@@ -184,11 +184,25 @@ class ConfidenceSet:
         return self.q <= self.threshold
 
     def interval(self) -> tuple[float, float]:
-        """(lowest, highest) accepted θ for a 1-d grid (the set may have holes)."""
+        """(lowest, highest) θ of the set for a 1-d grid (the set may have holes), each end
+        placed where q(θ) − c(θ), linear between the last accepted grid point and the next
+        rejected one, crosses 0 (the accepted points alone would understate the interval by up
+        to a grid step); an end at the grid's edge stays there."""
         if self.grid.shape[1] != 1:
             raise ValueError("interval: only for one-dimensional θ")
-        inside = self.grid[self.mask, 0]
-        return (float(inside.min()), float(inside.max())) if inside.size else (np.nan, np.nan)
+        order = np.argsort(self.grid[:, 0])
+        g = self.grid[order, 0]
+        f = (self.q - np.broadcast_to(self.threshold, self.q.shape))[order]  # ≤ 0: accepted
+        inside = np.flatnonzero(f <= 0)
+        if not inside.size:
+            return (np.nan, np.nan)
+
+        def end(i: int, j: int) -> float:  # i accepted, j its rejected neighbour (or none)
+            if not 0 <= j < len(g) or not np.isfinite(f[j]):
+                return float(g[i])
+            return float(g[i] + (g[j] - g[i]) * f[i] / (f[i] - f[j]))
+
+        return end(inside[0], inside[0] - 1), end(inside[-1], inside[-1] + 1)
 
 
 def _level(level: float) -> float:
