@@ -95,6 +95,8 @@ def test_bad_arguments_are_named():
         lfi.Normal(0.0, -1.0)
     with pytest.raises(ValueError, match="covariance_matrix"):
         lfi.MultivariateNormal([0.0, 0.0], [[1.0, 2.0], [2.0, 1.0]])
+    with pytest.raises(ValueError, match="non-symmetric"):  # cholesky would read [[1, 0], [0, 1]]
+        lfi.MultivariateNormal([0.0, 0.0], [[1.0, 5.0], [0.0, 1.0]])
     with pytest.raises(ValueError, match="theta"):
         lfi.BoxUniform([0.0, 0.0], [1.0, 1.0]).log_prob([0.5, 0.5, 0.5])
     with pytest.raises(ValueError, match="config"):

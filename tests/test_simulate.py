@@ -99,6 +99,27 @@ def test_per_sample_exceptions_counted():
     np.testing.assert_array_equal(np.isnan(x[:, 0]), theta[:, 0] > 1.0)
 
 
+def test_a_chunk_where_every_row_raised_keeps_the_width_of_the_others():
+    def fails_first(theta):  # rows of the first chunk (theta[0] < 0 here) all raise
+        if theta[0] < 0:
+            raise RuntimeError("no")
+        return np.concatenate([theta, theta])
+
+    theta = np.array([[-1.0, 0.0], [-2.0, 0.0], [1.0, 2.0], [3.0, 4.0]], np.float32)
+    with pytest.warns(UserWarning, match="2 of 4 simulations were invalid"):
+        x, report = lfi.run_simulator(lfi.per_sample(fails_first), theta, chunk_size=2,
+                                      progress=False)  # fmt: skip
+    assert x.shape == (4, 4) and report.num_raised == 2 and np.isnan(x[:2]).all()
+    np.testing.assert_array_equal(x[2:], np.concatenate([theta[2:], theta[2:]], 1))
+
+
+def test_per_sample_simulators_may_return_any_shape():
+    sim = lfi.per_sample(lambda theta: np.outer(theta, [1.0, 2.0, 3.0]))  # (2, 3) per row
+    x, report = lfi.run_simulator(sim, np.ones((5, 2), np.float32), progress=False)
+    assert x.shape == (5, 6) and report.num_invalid == 0
+    np.testing.assert_array_equal(x[0], [1, 2, 3, 1, 2, 3])
+
+
 def test_bad_simulators_and_arguments():
     with pytest.raises(TypeError, match="simulator"):
         lfi.simulate(42, PRIOR, 10, progress=False)

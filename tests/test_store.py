@@ -35,6 +35,29 @@ def test_resume_checks_the_campaign_identity_and_can_grow(tmp_path):
     assert _create(tmp_path, num_rows=5).num_rows == 17  # never shrinks
 
 
+def test_growing_reruns_a_partial_last_chunk(tmp_path):
+    """10 rows in chunks of 4: chunk 2 held rows 8-9; grown to 12 it holds 8-11, so its record
+    (2 rows) no longer covers it: it is pending again, and the new rows get simulated."""
+    store = _create(tmp_path)
+    for c in range(3):
+        start, stop = store.rows(c)
+        store.write_chunk(c, np.ones((stop - start, 1), np.float32), np.full(stop - start, DONE))
+    assert store.pending_chunks() == []
+    grown = _create(tmp_path, num_rows=12)
+    assert grown.pending_chunks() == [2] and grown.counts()["pending"] == 4
+
+
+def test_an_all_failed_chunk_stores_no_x_and_an_unreadable_record_is_found(tmp_path):
+    store = _create(tmp_path)
+    # every row raised: the runner knows no width (1 column of NaN); later chunks have 3
+    assert store.write_chunk(0, np.full((4, 1), np.nan, np.float32), np.full(4, FAILED))
+    assert store.write_chunk(1, np.ones((4, 3), np.float32), np.full(4, DONE))
+    assert store.x.shape == (10, 3) and np.isnan(store.x[:4]).all()
+    assert store.verify() == []
+    (tmp_path / "chunks" / "000001.json").write_text("{torn")
+    assert store.verify() == [(1, "unreadable commit record")]
+
+
 def test_open_store_on_other_paths_names_the_path(tmp_path):
     with pytest.raises(FileNotFoundError, match="not an lfi simulation store"):
         open_store(tmp_path)

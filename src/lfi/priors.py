@@ -227,6 +227,11 @@ class MultivariateNormal(_Base):
             raise ValueError(
                 f"covariance_matrix: expected shape ({self.dim}, {self.dim}), got {cov.shape}"
             )
+        if not np.all(np.isfinite(cov)) or not np.allclose(cov, cov.T, rtol=1e-6, atol=1e-12):
+            raise ValueError(  # cholesky would read the lower triangle only, silently
+                "covariance_matrix: expected a symmetric positive-definite matrix, got a "
+                "non-symmetric or non-finite one"
+            )
         try:
             chol = np.linalg.cholesky(cov)
         except np.linalg.LinAlgError:

@@ -156,7 +156,11 @@ def _call_numpy(fn: Callable, theta: np.ndarray, seed: int, batched: bool) -> tu
     for i in range(n):
         try:
             arg = theta[i : i + 1] if batched else theta[i]
-            rows.append(_as_output(fn(arg, **kwargs), 1, f"row {i}")[0])
+            out = fn(arg, **kwargs)
+            if not batched:  # one simulation: any shape, flattened as the batched forms are
+                out = np.asarray(out.detach().cpu().numpy() if hasattr(out, "detach") else out)
+                out = out.reshape(1, -1)
+            rows.append(_as_output(out, 1, f"row {i}")[0])
         except Exception as exc:  # noqa: BLE001 - counted and reported, never dropped silently
             raised[i] = True
             errors[i] = f"{type(exc).__name__}: {exc}"
@@ -203,6 +207,10 @@ def simulate_chunk(
     return _as_output(out, padded.shape[0], "JAX simulator")[:n], np.zeros(n, bool), {}
 
 
+def _chunks(a: np.ndarray, size: int) -> list[np.ndarray]:
+    return [a[i : i + size] for i in range(0, len(a), size)]
+
+
 def run_simulator(
     simulator: Callable,
     theta: Any,
@@ -232,6 +240,11 @@ def run_simulator(
         xs.append(x_part)
         bar.update(part.shape[0])
     bar.close()
+    # a chunk whose every row raised does not know x's width: NaN rows as wide as the others'
+    widths = [p.shape[1] for p, b in zip(xs, _chunks(raised, chunk)) if not b.all()]
+    if widths:
+        xs = [p if not b.all() else np.full((len(p), widths[0]), np.nan, np.float32)
+              for p, b in zip(xs, _chunks(raised, chunk))]  # fmt: skip
     x = np.concatenate(xs) if xs else np.zeros((0, 1), np.float32)
     nonfinite = ~np.all(np.isfinite(x), axis=1) & ~raised
     report = SimulationReport(

@@ -53,6 +53,13 @@ from filelock import FileLock
 __all__ = ["DONE", "FAILED", "NONFINITE", "PENDING", "SimulationStore", "open_store"]
 
 PENDING, DONE, FAILED, NONFINITE = 0, 1, 2, 3
+
+
+def _record_file(path: Path, chunk: int) -> Path:
+    """The commit record of ``chunk`` in the store at ``path``."""
+    return path / "chunks" / f"{chunk:06d}.json"
+
+
 _PROVENANCE = "lfi_store.json"
 # what must match when a campaign is resumed (num_rows may grow)
 _IDENTITY = ("prior", "simulator", "simulator_version", "seed", "chunk_size", "dim_theta")
@@ -135,7 +142,10 @@ class SimulationStore:
                             f"{name}={old.get(name)!r}, not {new[name]!r}; use another path"
                         )
                 if new["num_rows"] > old["num_rows"]:
-                    old["num_rows"] = new["num_rows"]
+                    if old["num_rows"] % int(old["chunk_size"]):  # the old last chunk was
+                        last = old["num_rows"] // int(old["chunk_size"])  # partial: its record
+                        _record_file(path, last).unlink(missing_ok=True)  # covers
+                    old["num_rows"] = new["num_rows"]  # too few rows; it runs again, whole
                     _atomic_write(meta, json.dumps(old, indent=1))
                 store = cls(path)
                 store._resize(store.num_rows)
@@ -187,11 +197,12 @@ class SimulationStore:
         self._group["theta"][start : start + len(theta)] = np.asarray(theta, np.float32)
 
     def _record_path(self, chunk: int) -> Path:
-        return self.path / "chunks" / f"{chunk:06d}.json"
+        return _record_file(self.path, chunk)
 
-    def _arrays(self, chunk: int) -> dict[str, np.ndarray]:
+    def _arrays(self, chunk: int, with_x: bool = True) -> dict[str, np.ndarray]:
         start, stop = self.rows(chunk)
-        return {name: self._group[name][start:stop] for name in sorted(self._group.array_keys())}
+        names = [n for n in sorted(self._group.array_keys()) if with_x or n != "x"]
+        return {name: self._group[name][start:stop] for name in names}
 
     @staticmethod
     def _digest(arrays: dict[str, np.ndarray]) -> str:
@@ -219,8 +230,12 @@ class SimulationStore:
         if self.record(chunk) is not None:
             return False
         start, stop = self.rows(chunk)
-        x = np.asarray(x, np.float32).reshape(stop - start, -1)
-        if "x" not in self._group:
+        produced = np.isin(np.asarray(status), (DONE, NONFINITE))
+        if not produced.any():  # every row failed: x stays NaN (the fill), whatever its width
+            x = None
+        else:
+            x = np.asarray(x, np.float32).reshape(stop - start, -1)
+        if x is not None and "x" not in self._group:
             with FileLock(self.path / ".lock"):
                 self._group = zarr.open_group(self.path / "data", mode="a")
                 if "x" not in self._group:
@@ -231,9 +246,13 @@ class SimulationStore:
                         dtype="f4",
                         fill_value=np.nan,
                     )
-        if self._group["x"].shape[1] != x.shape[1]:
-            raise ValueError(f"x: expected {self._group['x'].shape[1]} columns, got {x.shape[1]}")
-        self._group["x"][start:stop] = x
+        if x is None and "x" in self._group:  # NaN over whatever a damaged earlier run left
+            x = np.full((stop - start, self._group["x"].shape[1]), np.nan, np.float32)
+        if x is not None:
+            if self._group["x"].shape[1] != x.shape[1]:
+                width = self._group["x"].shape[1]
+                raise ValueError(f"x: expected {width} columns, got {x.shape[1]}")
+            self._group["x"][start:stop] = x
         for name, value in (("score", score), ("log_r", log_r)):
             if value is not None:
                 self._group[name][start:stop] = np.asarray(value, np.float32)
@@ -248,7 +267,8 @@ class SimulationStore:
             "errors": {str(start + int(i)): str(e) for i, e in (errors or {}).items()},
             "seconds": float(seconds),
             "written": time.time(),
-            "sha256": self._digest(self._arrays(chunk)),
+            "has_x": x is not None,  # an all-failed chunk writes no x: its checksum skips x
+            "sha256": self._digest(self._arrays(chunk, with_x=x is not None)),
         }
         _atomic_write(self._record_path(chunk), json.dumps(record))
         return True
@@ -282,9 +302,11 @@ class SimulationStore:
         for c in self.finished_chunks() if chunks is None else chunks:
             rec = self.record(c)
             if rec is None:
+                if self._record_path(c).is_file():  # counted finished, but unreadable
+                    bad.append((c, "unreadable commit record"))
                 continue
             try:
-                digest = self._digest(self._arrays(c))
+                digest = self._digest(self._arrays(c, with_x=rec.get("has_x", True)))
             except Exception as exc:  # noqa: BLE001 - an unreadable chunk is a finding
                 bad.append((c, f"unreadable: {type(exc).__name__}: {exc}"))
                 continue
