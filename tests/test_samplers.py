@@ -183,3 +183,19 @@ def test_average_ranks_match_scipy_rankdata_with_ties_and_nan():
     for v in (rng.normal(size=500), rng.integers(0, 5, 500).astype(float), np.array([1.0, 1.0])):
         np.testing.assert_array_equal(_average_ranks(v), stats.rankdata(v))
     assert np.isnan(_average_ranks(np.array([np.nan, 1.0, 2.0]))).all()
+
+
+def test_rhat_threshold_keeps_false_alarms_of_short_chains_near_one_percent():
+    """20 chains of 50 draws in 5-d (what a 1000-draw posterior sample gets): for independent
+    draws max R-hat exceeds 1.01 in ~19% of runs, the threshold in ~1% (200 runs: ≤ 1% plus 3
+    binomial sd). Long chains keep 1.01, and chains that did not mix are still flagged."""
+    from lfi.samplers import rhat_threshold
+
+    rng = np.random.default_rng(0)
+    limit = rhat_threshold(20, 50, 5)
+    maxima = np.array([rhat(rng.standard_normal((20, 50, 5))).max() for _ in range(200)])
+    assert np.mean(maxima > 1.01) > 0.1
+    assert np.mean(maxima > limit) <= 0.01 + 3 * np.sqrt(0.01 * 0.99 / 200)
+    assert rhat_threshold(4, 1000, 2) == 1.01 and rhat_threshold(50, 200, 10) == 1.01
+    stuck = rng.standard_normal((20, 50, 5)) + 0.5 * (np.arange(20) % 2)[:, None, None]
+    assert rhat(stuck).max() > limit

@@ -182,8 +182,9 @@ class UnnormalizedPosterior(ObservationMixin):
         construction): ``num_chains``, ``num_warmup``, ``thin`` (for "imh" by default "auto":
         chosen from the proposal's fit so that at most 1% of the draws repeat their chain's
         previous draw (:meth:`lfi.proposals.ProposalFit.thin_for`), then doubled while R-hat >
-        1.01 and raised while the measured repeats exceed 1%, up to 64), and for "imh"
-        the fit's ``num_draws``, ``components``, ``max_rounds``, ``target_ess``.
+        :func:`lfi.samplers.rhat_threshold` (1.01 unless the chains are short) and raised while
+        the measured repeats exceed 1%, up to 64), and for "imh" the fit's ``num_draws``,
+        ``components``, ``max_rounds``, ``target_ess``.
         """
         opts = {**self.sampler_options, **options}
         kind = _check_sampler(opts.pop("sampler", self.sampler))
@@ -230,7 +231,7 @@ class UnnormalizedPosterior(ObservationMixin):
             result = proposals._run(stream, starts, n, num_warmup, thin)
             if not auto or thin >= 64:
                 return result
-            if np.nanmax(result.rhat) > 1.01:
+            if np.nanmax(result.rhat) > samplers.rhat_threshold(*result.samples.shape):
                 thin = min(64, 2 * thin)
                 continue
             # A kept draw repeats the previous one with probability ≈ (1 - acceptance)^thin:
