@@ -1,5 +1,6 @@
 """MCMC on a known likelihood (LikelihoodPosterior) against analytic posteriors."""
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
@@ -40,3 +41,13 @@ def test_iid_trials_add_and_bad_use_is_clear():
         lfi.LikelihoodPosterior(prior, lambda t, x: jnp.zeros(3), dim_x=1)
     with pytest.raises(TypeError, match="log_likelihood"):
         lfi.LikelihoodPosterior(prior, 3.0, dim_x=1)
+
+
+def test_chain_starts_are_distinct_even_for_a_narrow_posterior():
+    """A posterior of width 1e-3 on U(0, 1)²: the importance weights of 400 prior draws have an
+    effective size of ~1, and resampling with replacement put all 20 chains at one point."""
+    prior = lfi.BoxUniform([0.0, 0.0], [1.0, 1.0])
+    post = lfi.LikelihoodPosterior(prior, lambda t, x: -0.5 * jnp.sum((t - x) ** 2) / 1e-6, dim_x=2)
+    starts = np.asarray(post.initial_points(post._params(jnp.array([0.3, 0.6])), 20,
+                                            jax.random.key(0)))  # fmt: skip
+    assert len(np.unique(starts, axis=0)) == 20

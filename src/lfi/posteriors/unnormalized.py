@@ -254,14 +254,18 @@ class UnnormalizedPosterior(ObservationMixin):
         return jnp.stack(runs)
 
     def initial_points(self, params: tuple, num: int, key: Any, pool: int = 20) -> jax.Array:
-        """``num`` chain starts: sampling-importance-resampling of ``pool * num`` prior draws."""
+        """``num`` distinct chain starts: sampling-importance-resampling of ``pool * num`` prior
+        draws, without replacement (Gumbel top-k). With replacement, a narrow posterior (weights
+        of effective size ~1) put every chain at one point, and R-hat could not see a missed
+        mode. With fewer than ``num`` finite weights, the draws are taken with replacement."""
         k_prior, k_pick = jax.random.split(key)
         theta = self.prior.sample(pool * num, seed=k_prior)
         u = self.prior.to_unconstrained(theta)
         logw = jax.vmap(lambda ui: _terms(params, ui))(u)
         logw = jnp.where(jnp.isfinite(logw), logw, -jnp.inf)
-        idx = jax.random.categorical(k_pick, logw, shape=(num,))
-        return u[idx]
+        if int(jnp.sum(jnp.isfinite(logw))) < num:
+            return u[jax.random.categorical(k_pick, logw, shape=(num,))]
+        return u[jax.lax.top_k(logw + jax.random.gumbel(k_pick, logw.shape), num)[1]]
 
     def _proposal_draws(self, kind: str, params: tuple, n: int, key: Any, opts: dict) -> Any:
         prior = self.prior
