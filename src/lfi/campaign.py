@@ -48,7 +48,7 @@ import jax
 import numpy as np
 from tqdm.auto import tqdm
 
-from lfi._rng import Seed, as_key, numpy_seed
+from lfi._rng import Seed, as_key
 from lfi.executors import InProcess, LocalPool, make_executor
 from lfi.priors import Prior
 from lfi.simulate import _as_output, _kind, _seed_globals, _takes_rng, _Wrapped, simulate_chunk
@@ -137,16 +137,16 @@ def chunk_theta(prior: Prior, seed: Seed, chunk: int, chunk_size: int, rows: int
     return np.asarray(prior.sample(chunk_size, key_theta), np.float32)[:rows]
 
 
-def _timed_child(conn: Any, simulator: Any, theta: np.ndarray, seed: int, start: int) -> None:
+def _timed_child(conn: Any, simulator: Any, theta: np.ndarray, words: list, start: int) -> None:
     fn = resolve(simulator)
     kind = _kind(fn)
     fn = fn.fn if isinstance(fn, _Wrapped) else fn
     for i in range(start, theta.shape[0]):
         kwargs = {}
-        if _takes_rng(fn):
-            kwargs["rng"] = np.random.default_rng([seed, i])
+        if _takes_rng(fn):  # the chunk key's words and the row: no two rows share a stream
+            kwargs["rng"] = np.random.default_rng([*words, i])
         else:
-            _seed_globals((seed + 7919 * i) % 2**31)
+            _seed_globals((words[-1] + 7919 * i) % 2**31)
         try:
             arg = theta[i : i + 1] if kind == "batched" else theta[i]
             conn.send(("ok", i, _as_output(fn(arg, **kwargs), 1, f"row {i}")[0]))
@@ -158,9 +158,10 @@ def _timed_child(conn: Any, simulator: Any, theta: np.ndarray, seed: int, start:
 _STARTUP_SECONDS = 60.0
 
 
-def _run_timed(simulator: Any, theta: np.ndarray, seed: int, timeout: float) -> tuple:
+def _run_timed(simulator: Any, theta: np.ndarray, words: list, timeout: float) -> tuple:
     """Each simulation in a child process, killed after ``timeout`` s; the next row goes on in
-    a new child. Row i draws from ``numpy.random.default_rng([seed, i])``."""
+    a new child. Row i draws from ``numpy.random.default_rng([*words, i])`` (the chunk key's
+    words)."""
     if multiprocessing.current_process().daemon:
         raise RuntimeError(
             "timeout: this worker is a daemon process and cannot start the child that enforces "
@@ -170,7 +171,7 @@ def _run_timed(simulator: Any, theta: np.ndarray, seed: int, timeout: float) -> 
     n, rows, errors, i = theta.shape[0], {}, {}, 0
     while i < n:
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_timed_child, args=(child, simulator, theta, seed, i))
+        proc = ctx.Process(target=_timed_child, args=(child, simulator, theta, words, i))
         proc.start()
         child.close()
         grace = _STARTUP_SECONDS  # a new child first imports lfi
@@ -225,7 +226,8 @@ def run_chunk(
         if theta_ref is not None:
             out["log_r"] = logp[:, 0] - logp[:, 1]
     elif timeout is not None and _kind(fn) != "jax":
-        x, raised, errors = _run_timed(simulator, theta, numpy_seed(key), float(timeout))
+        words = [int(w) for w in np.asarray(jax.random.key_data(key), np.uint32).ravel()]
+        x, raised, errors = _run_timed(simulator, theta, words, float(timeout))
     else:
         pad = chunk_size - n if _kind(fn) == "jax" else 0
         x, raised, errors = simulate_chunk(fn, theta, key, pad=pad)

@@ -36,7 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
-from lfi._rng import Seed, as_key, numpy_seed
+from lfi._rng import Seed, as_key, numpy_rng, numpy_seed
 from lfi.priors import Prior
 
 __all__ = [
@@ -136,14 +136,17 @@ def _as_output(x: Any, n: int, name: str) -> np.ndarray:
     return x.reshape(n, -1)
 
 
-def _call_numpy(fn: Callable, theta: np.ndarray, seed: int, batched: bool) -> tuple:
+def _call_numpy(fn: Callable, theta: np.ndarray, key: jax.Array, batched: bool) -> tuple:
     """Run a numpy simulator on one chunk; isolate rows that raise.
 
+    An ``rng`` simulator gets a generator seeded by the chunk key's full 64 bits (a 31-bit
+    seed per chunk would give two of 10^4 chunks the same noise with probability ~2%); one
+    that draws from numpy's (or torch's) global generator gets the key's 31-bit seed.
     Returns ``(x, raised, errors)``, ``errors`` the text of each raised row by its index."""
-    rng = np.random.default_rng(seed) if _takes_rng(fn) else None
+    rng = numpy_rng(key) if _takes_rng(fn) else None
     kwargs = {"rng": rng} if rng is not None else {}
     if rng is None:
-        _seed_globals(seed)
+        _seed_globals(numpy_seed(key))
     n = theta.shape[0]
     if batched:
         try:
@@ -197,7 +200,7 @@ def simulate_chunk(
     fn = simulator.fn if isinstance(simulator, _Wrapped) else simulator
     n = theta.shape[0]
     if kind != "jax":
-        return _call_numpy(fn, theta, numpy_seed(key), kind == "batched")
+        return _call_numpy(fn, theta, key, kind == "batched")
     padded = np.concatenate([theta, np.repeat(theta[-1:], pad, 0)]) if pad else theta
     keys = jax.random.split(key, padded.shape[0])
     try:
