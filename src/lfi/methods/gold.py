@@ -69,6 +69,7 @@ from lfi.methods.density import GridPosterior
 from lfi.methods.npe import TRAIN_DEFAULTS
 from lfi.methods.ratio import CARL
 from lfi.nets.classifiers import classifier_config
+from lfi.nets.resnet import activation
 from lfi.posteriors.direct import Standardizer
 from lfi.priors import Prior
 from lfi.train import fit
@@ -350,7 +351,7 @@ class SALLY:
             self.prior.dim,
             opts["width"],
             opts["depth"],
-            getattr(jax.nn, opts["activation"]),
+            activation(opts["activation"]),
             key=key,
         )
         batch = (out.stand.z_x(jnp.asarray(x)), jnp.asarray(data.score))

@@ -45,6 +45,7 @@ from lfi.augment import GoldData
 from lfi.methods.gold import GOLD_TRAIN_DEFAULTS, check_gold, score_term, theta_jacobian
 from lfi.methods.npe import TRAIN_DEFAULTS
 from lfi.nets.flows import build_flow, flow_config
+from lfi.nets.resnet import activation
 from lfi.posteriors.base import check_theta
 from lfi.posteriors.direct import Standardizer
 from lfi.posteriors.io import fill_module, module_arrays, read_archive, write_archive
@@ -66,7 +67,7 @@ class Categorical(eqx.Module):
 
 def _build(config: dict, key: Any) -> Any:
     if config["kind"] == "categorical":
-        act = getattr(jax.nn, config["activation"])
+        act = activation(config["activation"])
         mlp = eqx.nn.MLP(
             config["cond_dim"], config["bins"], config["width"], config["depth"], act, key=key
         )

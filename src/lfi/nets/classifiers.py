@@ -24,7 +24,7 @@ from jaxtyping import Array
 
 from lfi._rng import Seed, as_key
 from lfi.nets.embeddings import build_embedding, embedding_config
-from lfi.nets.resnet import ACTIVATIONS, ResidualNet
+from lfi.nets.resnet import ACTIVATIONS, ResidualNet, activation
 
 KINDS = ("resnet", "mlp")
 DEFAULTS: dict[str, Any] = {
@@ -97,7 +97,7 @@ def build_classifier(config: dict[str, Any], seed: Seed = 0) -> Classifier:
             key=key,
         )
     else:
-        act = getattr(jax.nn, config["activation"])
+        act = activation(config["activation"])
         net = eqx.nn.MLP(size, 1, config["width"], config["depth"], act, key=key)
     anchor = None if config["anchor"] is None else tuple(config["anchor"])
     return Classifier(net, anchor, embedding)

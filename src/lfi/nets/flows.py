@@ -37,7 +37,7 @@ from flowjax.flows import coupling_flow, masked_autoregressive_flow
 from lfi._rng import Seed, as_key
 from lfi.nets.coupling import LULinear, ResidualCoupling
 from lfi.nets.embeddings import build_embedding, embed, embedding_config
-from lfi.nets.resnet import ACTIVATIONS
+from lfi.nets.resnet import ACTIVATIONS, activation
 
 FLOW_KINDS = ("nsf", "maf")
 CONDITIONERS = ("resnet", "mlp", "made")
@@ -119,7 +119,7 @@ def _build(config: dict[str, Any], seed: Seed) -> Transformed:
         flow_layers=config["flow_layers"],
         nn_width=config["nn_width"],
         nn_depth=config["nn_depth"],
-        nn_activation=getattr(jax.nn, config["activation"]),
+        nn_activation=activation(config["activation"]),
     )
     key = as_key(seed)
     if config["kind"] == "nsf" and dim > 1 and config["conditioner"] == "resnet":

@@ -21,6 +21,14 @@ from jaxtyping import Array, PRNGKeyArray
 ACTIVATIONS = ("relu", "tanh", "silu", "elu")
 
 
+def activation(name: str):
+    """The ``jax.nn`` function of an activation name in :data:`ACTIVATIONS` (names come from
+    users and from saved configs: only these are looked up)."""
+    if name not in ACTIVATIONS:
+        raise ValueError(f"activation: expected one of {ACTIVATIONS}, got {name!r}")
+    return getattr(jax.nn, name)
+
+
 class _Block(eqx.Module):
     linear0: eqx.nn.Linear
     linear1: eqx.nn.Linear
@@ -38,7 +46,7 @@ class _Block(eqx.Module):
         self.context = eqx.nn.Linear(context_size, width, key=kc) if context_size else None
 
     def __call__(self, h: Array, c: Array | None) -> Array:
-        act = getattr(jax.nn, self.activation)
+        act = activation(self.activation)
         t = self.linear1(act(self.linear0(act(h))))
         if self.context is not None:
             t = t * jax.nn.sigmoid(self.context(c))
