@@ -35,6 +35,18 @@ def test_resume_checks_the_campaign_identity_and_can_grow(tmp_path):
     assert _create(tmp_path, num_rows=5).num_rows == 17  # never shrinks
 
 
+def test_the_rng_scheme_is_part_of_the_identity(tmp_path):
+    _create(tmp_path)
+    with pytest.raises(ValueError, match="rng"):  # a timeout seeds numpy per row, not per chunk
+        _create(tmp_path, rng="row")
+    meta = tmp_path / "lfi_store.json"
+    old = json.loads(meta.read_text())
+    del old["rng"]  # a store from before the scheme was recorded
+    meta.write_text(json.dumps(old))
+    with pytest.warns(UserWarning, match="older lfi"):
+        _create(tmp_path)
+
+
 def test_growing_reruns_a_partial_last_chunk(tmp_path):
     """10 rows in chunks of 4: chunk 2 held rows 8-9; grown to 12 it holds 8-11, so its record
     (2 rows) no longer covers it: it is pending again, and the new rows get simulated."""

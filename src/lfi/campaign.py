@@ -12,8 +12,9 @@ after checking the stored ones against their checksums. ``shard=(i, k)`` runs on
 A simulator that raises has its rows stored as FAILED with the error text; with ``timeout``
 (seconds per simulation; numpy simulators) each simulation runs in a child process that is
 killed when it overruns, and the row is stored as FAILED ("timed out"); row i then draws from
-``numpy.random.default_rng([chunk seed, i])``, so a campaign with a timeout stores other (equally
-valid) x than one without, and a timeout needs a worker that may start processes (for Dask
+``numpy.random.default_rng([chunk key, i])``, so a campaign with a timeout stores other (equally
+valid) x than one without (the store records which, and a resume with the other refuses), and
+a timeout needs a worker that may start processes (for Dask
 nanny workers, the config ``distributed.worker.daemon: False``). A worker that dies takes
 its chunk with it: the chunk is submitted again (at most ``max_retries`` times).
 
@@ -319,6 +320,7 @@ def run_campaign(
         simulator_version=version,
         augmented=augmented,
         theta_ref=ref,
+        rng="row" if timeout is not None and _kind(resolve(simulator)) != "jax" else "chunk",
     )
     if verify:
         mine = [c for c in st.finished_chunks() if c % k_shard == i_shard]

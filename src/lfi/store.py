@@ -63,6 +63,8 @@ def _record_file(path: Path, chunk: int) -> Path:
 _PROVENANCE = "lfi_store.json"
 # what must match when a campaign is resumed (num_rows may grow)
 _IDENTITY = ("prior", "simulator", "simulator_version", "seed", "chunk_size", "dim_theta")
+# how numpy simulators are seeded (see lfi.simulate and lfi.campaign): part of a store's identity
+_RNG_SCHEMES = {"chunk": "chunk-key64", "row": "row-key64"}
 
 
 def _lfi_version() -> str:
@@ -107,11 +109,15 @@ class SimulationStore:
         simulator_version: str | None = None,
         augmented: bool = False,
         theta_ref: Any = None,
+        rng: str = "chunk",
     ) -> SimulationStore:
         """Create the store at ``path``, or open it when it holds the same campaign.
 
-        Resuming needs the same prior, simulator name and version, seed and chunk size (a
-        ValueError names what differs); a larger ``num_rows`` extends the campaign.
+        Resuming needs the same prior, simulator name and version, seed, chunk size and ``rng``
+        scheme (how a numpy simulator's generator is seeded: "chunk", one per chunk, or "row",
+        one per row for simulations run with a timeout) (a ValueError names what differs); a
+        larger ``num_rows`` extends the campaign. A store written before the scheme was
+        recorded resumes with a warning: its numpy chunks were seeded another way.
         """
         path = Path(path)
         path.mkdir(parents=True, exist_ok=True)
@@ -128,6 +134,7 @@ class SimulationStore:
             "num_rows": int(num_rows),
             "augmented": bool(augmented),
             "theta_ref": None if theta_ref is None else np.asarray(theta_ref).tolist(),
+            "rng": _RNG_SCHEMES[rng],
             "lfi_version": _lfi_version(),
             "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
@@ -135,7 +142,14 @@ class SimulationStore:
             meta = path / _PROVENANCE
             if meta.is_file():
                 old = json.loads(meta.read_text())
-                for name in (*_IDENTITY, "augmented", "theta_ref"):
+                if "rng" not in old:
+                    warnings.warn(
+                        f"store {str(path)!r}: written by an older lfi whose numpy simulators "
+                        "were seeded another way; resumed chunks will not match a fresh run's",
+                        stacklevel=3,
+                    )
+                    old["rng"] = new["rng"]
+                for name in (*_IDENTITY, "augmented", "theta_ref", "rng"):
                     if old.get(name) != new[name]:
                         raise ValueError(
                             f"{name}: the store at {str(path)!r} holds a campaign with "
