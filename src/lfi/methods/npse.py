@@ -13,9 +13,10 @@ Several i.i.d. trials of one θ (:func:`sample_iid`): the posterior given all of
 p(θ | x_1…x_n) ∝ p(θ)^{1−n} Π_j p(θ | x_j), so its score composes the single-trial scores
 (Geffner et al. 2023). At diffusion times t > 0 that sum is not exact; :func:`sample_iid` uses
 the Gaussian correction ("GAUSS", Linhart et al. 2024, arXiv:2404.07593): with Λ_j(t) the
-precision of the diffused single-trial posteriors, (α_t² Σ_j + σ_t² I)⁻¹, Σ_j estimated from
-their samples, and Λ_0(t) that of the prior approximated by a Gaussian (its mean and covariance
-in the standardised unconstrained space, whose diffused score is then analytic),
+precision of the denoising posterior p(θ_0 | θ_t, x_j), Σ_j⁻¹ + (α_t/σ_t)² I, Σ_j the
+single-trial posterior's covariance estimated from its samples, and Λ_0(t) that of the prior
+approximated by a Gaussian (its mean and covariance in the standardised unconstrained space,
+whose diffused score is then analytic),
 
     s(z, t | x_1…x_n) = Λ⁻¹ [Σ_j Λ_j s_j(z, t) + (1 − n) Λ_0 s_0(z, t)],  Λ = Σ_j Λ_j + (1 − n) Λ_0,
 
@@ -53,7 +54,8 @@ __all__ = ["NPSE", "sample_iid"]
 class NPSE(PathEstimator):
     """Score-based posterior estimation; ``NPSE(prior).fit(theta, x, seed=0)`` → posterior.
 
-    Path: ``beta_min`` (0.1), ``beta_max`` (10), ``t_min`` (1e-3). Network, ODE and training
+    Path: ``beta_min`` (0.1), ``beta_max`` (10; see :class:`lfi.nets.paths.VPScorePath`), ``t_min``
+    (1e-3). Network, ODE and training
     options as :class:`lfi.methods.fmpe.FMPE` (``batch_size`` 200, ``learning_rate`` 1e-3,
     ``patience`` 100, no learning-rate decays by default).
     """
@@ -73,10 +75,13 @@ def _composed_z(net, path, ode, key, zxs, mu0, cov0, covs, n):
 
     def score(z, t):
         alpha, sigma = path.alpha_sigma(t)
-        lam0 = jnp.linalg.inv(alpha**2 * cov0 + sigma**2 * eye)
-        lams = jnp.linalg.inv(alpha**2 * covs + sigma**2 * eye)  # (k, d, d)
+        # weights: the precisions of the denoising posteriors p(z_0 | z_t, ·), Σ⁻¹ + (α/σ)² I
+        # (the n-trial backward kernel is the product of the single-trial ones)
+        snr = (alpha / sigma) ** 2 * eye
+        lam0 = jnp.linalg.inv(cov0) + snr
+        lams = jnp.linalg.inv(covs) + snr  # (k, d, d)
         s_j = jax.vmap(lambda zx: path.score(net, z, t, zx))(zxs)
-        s_0 = -lam0 @ (z - alpha * mu0)
+        s_0 = -jnp.linalg.solve(alpha**2 * cov0 + sigma**2 * eye, z - alpha * mu0)
         lam = lams.sum(0) + (1 - k) * lam0
         rhs = jnp.einsum("kij,kj->i", lams, s_j) + (1 - k) * (lam0 @ s_0)
         return jnp.linalg.solve(lam, rhs)
