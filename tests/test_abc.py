@@ -73,7 +73,10 @@ def test_smc_abc_reaches_a_small_eps_and_matches_its_eps_posterior():
     ess = 1 / np.sum(w**2)
     got = float(w @ t)
     assert abs(got - m) < 5 * s / np.sqrt(ess)
-    # the draws (KDE-smoothed) keep the mean
+    # the spread too: uniform weights or a missing prior factor move it by 40% / 10% here
+    got_sd = float(np.sqrt(w @ (t - got) ** 2))
+    assert abs(got_sd / s - 1) < 5 / np.sqrt(2 * ess), (got_sd, s)
+    # draws resampled from the weighted particles keep the mean (4000 draws of ess particles)
     assert abs(float(np.mean(post.sample(4000, seed=0))) - m) < 5 * s / np.sqrt(ess) + 0.05
 
 

@@ -73,3 +73,16 @@ def test_estimator_grid_posterior_with_the_exact_likelihood_and_with_nde():
     assert post.sample(100, seed=0).shape == (100, 1) and np.isfinite(post.log_mass).all()
     with pytest.raises(ValueError, match="grid_size"):
         estimator_grid_posterior(nde, task.prior, x_o, grid_size=1)
+
+
+def test_invalid_simulations_count_as_other_outcomes():
+    """The same 100 valid summaries, alone or beside 100 NaN rows: with the NaN rows the
+    likelihood is P(valid | θ) = 1/2 times as large (the bandwidth comes from the valid rows
+    alone, so the difference is exactly log 2), as rejection ABC would weigh them."""
+    from lfi.methods.density import _kde_log_density
+
+    valid = np.random.default_rng(0).standard_normal((1, 100, 2))
+    half = np.concatenate([valid, np.full((1, 100, 2), np.nan)], axis=1)
+    s_o = np.array([0.3, -0.1])
+    diff = _kde_log_density(valid, s_o) - _kde_log_density(half, s_o)
+    np.testing.assert_allclose(diff, np.log(2.0), rtol=1e-10)

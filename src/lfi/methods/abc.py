@@ -292,9 +292,10 @@ def smc_abc(
     the population's weighted covariance, as Beaumont et al. 2009), simulates in batches and
     keeps those within ε until it has a new population.
     Proposals outside the prior's support are dropped before simulating (their weight would be
-    0). When the budget runs out inside a round, the accepted particles of that round join the
-    last complete population only if there are at least half a population of them; otherwise
-    the last complete population is returned. ``info`` lists ε and simulations per round.
+    0). When the budget runs out inside a round, the accepted particles of that round replace
+    the last complete population (as a smaller population at the smaller ε) if there are at
+    least half a population of them; otherwise the last complete population is returned.
+    ``info`` lists ε and simulations per round.
     """
     num_simulations = int(num_simulations)
     n = int(population_size or min(2000, max(100, num_simulations // 50)))

@@ -78,8 +78,11 @@ def _cells(prior: Prior, grid_size: int, seed: Seed) -> tuple[list[np.ndarray], 
 
 
 def _kde_log_density(s: np.ndarray, s_o: np.ndarray) -> np.ndarray:
-    """log p̂(s_o) per grid point from its simulated summaries s (G, m, ds); NaN rows ignored.
-    ``s_o``: (ds,), or (G, ds) for a summary that differs per grid point."""
+    """log p̂(s_o) per grid point from its simulated summaries s (G, m, ds); ``s_o``: (ds,), or
+    (G, ds) for a summary that differs per grid point. An invalid (NaN) simulation is an
+    outcome other than s_o, as ABC counts it (a rejection): the kernels of the valid rows are
+    averaged over all m, so p̂ = P(valid | θ) · p̂(s_o | θ, valid); the bandwidth and
+    covariance come from the valid rows."""
     g, m, ds = s.shape
     s_o = np.broadcast_to(s_o, (g, ds))
     ok = np.all(np.isfinite(s), axis=2)  # (G, m)
@@ -98,7 +101,7 @@ def _kde_log_density(s: np.ndarray, s_o: np.ndarray) -> np.ndarray:
         -0.5 * np.sum(w**2, -1) - np.sum(np.log(np.diagonal(chol, axis1=1, axis2=2)), 1)[:, None]
     )
     log_k = np.where(ok, log_k, -np.inf)
-    out = logsumexp(log_k, axis=1) - np.log(np.maximum(cnt, 1)) - 0.5 * ds * math.log(2 * math.pi)
+    out = logsumexp(log_k, axis=1) - math.log(m) - 0.5 * ds * math.log(2 * math.pi)
     return np.where(cnt >= 2, out, -np.inf)
 
 
