@@ -100,6 +100,12 @@ def test_sample_iid_needs_a_score_posterior(trained):
             sample_iid(post, 4, X_O[None])
 
 
+def test_a_solve_cut_short_by_max_steps_is_an_error(trained):
+    _, post = trained
+    with pytest.raises(RuntimeError, match="max_steps=2"):
+        post.with_ode(max_steps=2).sample(5, X_O, seed=0)  # diffrax stopped early: no draws
+
+
 def test_options_are_checked():
     with pytest.raises(ValueError, match="nn_widht"):
         FMPE(PRIOR, nn_widht=3)

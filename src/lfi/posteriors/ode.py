@@ -37,6 +37,7 @@ import diffrax
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from lfi._rng import Seed, as_key
 from lfi.nets.paths import path_from_config
@@ -86,7 +87,8 @@ def solve(field: Any, y0: Any, t0: float, t1: float, ode: dict[str, Any]) -> Any
         diffrax.ODETerm(field), SOLVERS[ode["solver"]](), t0, t1, dt0, y0,
         stepsize_controller=controller, max_steps=ode["max_steps"], throw=False,
     )  # fmt: skip
-    return jax.tree_util.tree_map(lambda a: a[-1], sol.ys)
+    ok = sol.result == diffrax.RESULTS.successful  # else NaN: never a silent partial solve
+    return jax.tree_util.tree_map(lambda a: jnp.where(ok, a[-1], jnp.nan), sol.ys)
 
 
 @eqx.filter_jit
@@ -160,13 +162,24 @@ class ODEPosterior(ObservationMixin):
     def sample(self, n: int, x: Any = None, seed: Seed = 0) -> jax.Array:
         """``n`` samples for one observation: shape (n, dθ), always inside the prior's support."""
         x = jnp.asarray(self._one_x(x))
-        return _sample(*self._args(), as_key(seed), x, int(n))
+        return self._solved(_sample(*self._args(), as_key(seed), x, int(n)))
 
     def sample_batched(self, n: int, x: Any, seed: Seed = 0) -> jax.Array:
         """``n`` samples for each of m observations at once: shape (m, n, dθ)."""
         xs = jnp.asarray(self._many_x(x))
         keys = jax.random.split(as_key(seed), xs.shape[0])
-        return jax.vmap(lambda k, xi: _sample(*self._args(), k, xi, int(n)))(keys, xs)
+        draws = jax.vmap(lambda k, xi: _sample(*self._args(), k, xi, int(n)))(keys, xs)
+        return self._solved(draws)
+
+    def _solved(self, draws: jax.Array) -> jax.Array:
+        failed = int(np.isnan(np.asarray(draws)).any(-1).sum())
+        if failed:
+            raise RuntimeError(
+                f"ode: the solver did not reach t = {self._path.t_data} within max_steps="
+                f"{self._ode['max_steps']} for {failed} draws; use posterior.with_ode("
+                "max_steps=...) or fixed steps (with_ode(steps=...))"
+            )
+        return draws
 
     def map(self, x: Any = None, seed: Seed = 0, num_init: int = 256) -> jax.Array:
         """The posterior mode, approximately: the best of ``num_init`` samples by ``log_prob``
