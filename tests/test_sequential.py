@@ -74,6 +74,25 @@ def test_infer_routes_and_checks_arguments():
         sequential(simulator, PRIOR, "sabc", X_O)
 
 
+def test_bad_arguments_fail_before_any_training():
+    args = (simulator, PRIOR, "snpe", X_O)
+    kw = dict(num_simulations=100, **FAST)
+    for rounds in (True, 2.0, 0):
+        with pytest.raises(ValueError, match="num_rounds"):
+            sequential(*args, num_rounds=rounds, **kw)
+    assert len(sequential(*args, num_rounds=np.int64(1), **kw).rounds) == 1
+    for truncation in (0.0, 1.0, -1e-4):
+        with pytest.raises(ValueError, match="truncation"):
+            sequential(*args, truncation=truncation, **kw)
+    # balanced NPE and recalibration assume θ from the prior, which later rounds do not draw
+    with pytest.raises(ValueError, match="balance"):
+        sequential(*args, balance=100.0, **kw)
+    with pytest.raises(ValueError, match="recalibrate"):
+        sequential(*args, recalibrate="latent", **kw)
+    with pytest.raises(ValueError, match="x_o: expected 2"):  # after round 1's simulations
+        sequential(simulator, PRIOR, "snle", [1.0, 0.5, 0.2], num_rounds=2, **kw)
+
+
 @pytest.mark.parametrize("cls", [lfi.NPE, lfi.NLE, lfi.NRE])
 def test_warm_start_trains_on_from_the_earlier_network(cls):
     theta, x = lfi.simulate(simulator, PRIOR, 400, seed=0, progress=False)

@@ -1,7 +1,10 @@
 """Neural posterior estimation (NPE): fit a conditional flow q(θ | x) by maximum likelihood.
 
-Papamakarios & Murray 2016 (arXiv:1605.06376), Greenberg et al. 2019 (arXiv:1905.07488); the
-amortised single-round form as in sbi and sbibm (arXiv:2101.04653). θ is mapped to the prior's
+Papamakarios & Murray 2016 (arXiv:1605.06376); the amortised single-round form as in sbi and
+sbibm (arXiv:2101.04653), i.e. Greenberg et al. 2019 (arXiv:1905.07488) Eq. 1 with the prior as
+the proposal: θ must be prior draws (θ from another proposal p̃ gives the proposal posterior
+∝ p(θ|x) p̃(θ)/p(θ); for rounds at one observation use ``sequential(..., "snpe")``, TSNPE, whose
+truncated proposals keep this loss valid). θ is mapped to the prior's
 unconstrained space and z-scored, x is z-scored, so bounded priors never leak posterior mass.
 
 >>> import lfi, numpy as np

@@ -6,9 +6,11 @@ round k−1 at x_o, all simulations so far are pooled, and a fresh estimator is 
 
 - ``"snpe"``: TSNPE (Deistler et al. 2022, arXiv:2210.04815). The proposal is the prior truncated
   to the highest-density region of the last posterior holding 1 − ``truncation`` of its mass
-  (the ``truncation`` quantile of log q(θ | x_o) over posterior draws). Within that region the
-  proposal is proportional to the prior, so NPE's plain maximum-likelihood loss stays valid and
-  no proposal correction (APT's atoms) is needed.
+  (the ``truncation`` quantile of log q(θ | x_o) over posterior draws). The pooled proposal is a
+  mixture of such truncations of the prior: proportional to the prior on the intersection of the
+  regions, which holds the posterior up to the truncated mass (the paper's assumption), so NPE's
+  plain maximum-likelihood loss stays valid and no proposal correction (APT's atoms) is needed.
+  NPE's ``balance`` and ``recalibrate`` options assume θ from the prior and are refused here.
 - ``"snle"``: SNLE (Papamakarios et al. 2019, arXiv:1805.07226). The proposal is the last
   posterior (MCMC draws). A likelihood is the same whichever θ it was trained on.
 - ``"snre"``: SNRE-B (Durkan et al. 2020, arXiv:2002.03712). Trained on proposal draws, the
@@ -26,6 +28,7 @@ round k−1 at x_o, all simulations so far are pooled, and a fresh estimator is 
 
 from __future__ import annotations
 
+import numbers
 from collections.abc import Callable
 from typing import Any
 
@@ -61,7 +64,12 @@ def truncated_prior_sample(
     of its mass; returns them and the acceptance rate. Rejection from the prior, in batches."""
     key_ref, key = jax.random.split(as_key(seed))
     log_q = np.asarray(posterior.log_prob(posterior.sample(num_reference, x_o, key_ref), x_o))
-    threshold = float(np.quantile(log_q[np.isfinite(log_q)], truncation))
+    finite = log_q[np.isfinite(log_q)]
+    if finite.size == 0:
+        raise RuntimeError(
+            "truncated proposal: the posterior's log_prob is not finite at any of its own draws"
+        )
+    threshold = float(np.quantile(finite, truncation))
     kept, drawn, batch = [], 0, max(4 * n, 10_000)
     while sum(len(k) for k in kept) < n:
         if drawn >= max_draws:
@@ -116,8 +124,23 @@ def sequential(
     name = str(method).lower()
     if name not in SEQUENTIAL:
         raise ValueError(f"method: expected one of {sorted(SEQUENTIAL)}, got {method!r}")
-    if not isinstance(num_rounds, int) or num_rounds < 1:
+    if isinstance(num_rounds, bool) or not isinstance(num_rounds, numbers.Integral):
         raise ValueError(f"num_rounds: expected a positive integer, got {num_rounds!r}")
+    num_rounds = int(num_rounds)
+    if num_rounds < 1:
+        raise ValueError(f"num_rounds: expected a positive integer, got {num_rounds!r}")
+    if not 0.0 < float(truncation) < 1.0:
+        raise ValueError(f"truncation: expected a mass in (0, 1), got {truncation!r}")
+    if name == "snpe":
+        # both assume θ drawn from the prior: the balance penalty uses log q(θ|x) − log p(θ)
+        # (after truncated rounds the pooled proposal p̃ ≠ p, and the balance condition holds
+        # for log p̃); recalibration would target coverage under p̃ rather than the prior
+        for option, off in (("balance", 0), ("recalibrate", False)):
+            if options.get(option, off) not in (off, None):
+                raise ValueError(
+                    f"{option}: not available with 'snpe' (it assumes θ from the prior, and "
+                    f"later rounds draw θ from a truncated proposal); got {options[option]!r}"
+                )
     if num_simulations < 10 * num_rounds:
         raise ValueError(f"num_simulations: need at least 10 per round, got {num_simulations}")
     factory = SEQUENTIAL[name]
@@ -138,6 +161,11 @@ def sequential(
         else:
             theta = np.asarray(posterior.sample(int(n), x_o, k_prop))
         x, report = run_simulator(simulator, theta, k_sim, progress=progress)
+        if r == 0 and np.atleast_1d(x_o).shape[-1] != x.shape[-1]:
+            raise ValueError(
+                f"x_o: expected {x.shape[-1]} values per trial (the simulator's output), got"
+                f" shape {x_o.shape}"
+            )
         thetas.append(theta)
         xs.append(x)
         estimator = factory(prior, progress=progress, **options)

@@ -17,9 +17,10 @@ The likelihoods are tractable given the ODE solution, so the reference posterior
 lfi's tempered SMC (:func:`lfi.tasks.base.smc_sample`) on the exact likelihood. (sbibm: slice
 MCMC, then a flow fitted to it as a rejection proposal.)
 
-Not identical to sbibm: sbibm solves the ODEs in Julia (DifferentialEquations.jl's default
-algorithm and tolerances, reltol 1e−3) in float64. lfi solves exactly equivalent ODEs in float32
-with Tsit5 at rtol 1e−6 in log coordinates (log I for SIR, log X and log Y for Lotka–Volterra:
+Not identical to sbibm: sbibm solves the ODEs in Julia through diffeqtorch, whose defaults it
+keeps (Tsit5, reltol = abstol = 1e−8, float64; diffeqtorch is not version-pinned by sbibm). lfi
+solves exactly equivalent ODEs in float32 with Tsit5 at rtol 1e−6, atol 1e−8 in log coordinates
+(log I for SIR, log X and log Y for Lotka–Volterra:
 positive populations, relative accuracy at any size); the two numerical solutions differ by far
 less than the observation noise (checked in the tests against scipy at rtol 1e−10).
 
