@@ -128,6 +128,10 @@ def test_predictive_check_ties_invalid_runs_and_errors():
     x_pred = np.array([[0.0], [1.0], [1.0], [2.0], [np.nan]])
     result = predictive_check(x_pred, [1.0])
     assert result.quantiles.tolist() == [0.5] and result.num_invalid == 1
+    assert result.pvalues.tolist() == [1.0]  # 2 · min(4, 4) / 5, capped
+    # beyond every one of n draws: the smallest p-value n draws can show, 2 / (n + 1), not 0
+    far = predictive_check(x_pred, [5.0])
+    assert far.quantiles.tolist() == [1.0] and np.allclose(far.pvalues, 2 / 5)
     with pytest.raises(ValueError, match="x_o: expected 1"):
         predictive_check(x_pred, [1.0, 2.0])
     with pytest.raises(ValueError, match="x_o: give"):

@@ -192,8 +192,10 @@ def c2st(
 class PPCResult:
     """Where x_o falls among posterior predictive simulations x_j ~ p(x | θ_j), θ_j ~ q(θ | x_o).
 
-    ``quantiles[k]``: the fraction of x_j[k] below x_o[k] (ties count half); ``pvalues[k]`` =
-    2 min(q, 1 − q), two-sided; ``distance``: the Mahalanobis distance of x_o from the
+    ``quantiles[k]``: the fraction of x_j[k] below x_o[k] (ties count half); ``pvalues[k]``:
+    two-sided, 2 min(p₋, p₊) capped at 1 with the Monte-Carlo p-values p₋ = (#{x_j[k] ≤ x_o[k]}
+    + 1) / (n + 1) and p₊ = (#{x_j[k] ≥ x_o[k]} + 1) / (n + 1), so x_o beyond all n draws gets
+    2 / (n + 1), not 0 (n draws cannot show a smaller p-value); ``distance``: the Mahalanobis distance of x_o from the
     predictive mean under the predictive covariance, ``distances`` those of the x_j, and
     ``distance_pvalue`` the fraction of the x_j at least as far ((count + 1) / (n + 1)).
     ``num_invalid``: simulations that gave NaN/inf (excluded). Posterior predictive p-values
@@ -243,7 +245,11 @@ def predictive_check(x_pred: Any, x_o: Any) -> PPCResult:
     dist = lambda a: np.sqrt(np.maximum(np.sum((a - mean) @ prec * (a - mean), -1), 0))
     d_o, d_pred = float(dist(x_o)), dist(x_pred)
     p_dist = float((np.sum(d_pred >= d_o) + 1) / (len(d_pred) + 1))
-    return PPCResult(x_pred, x_o, q, 2 * np.minimum(q, 1 - q), d_o, p_dist, d_pred, bad)
+    n = len(x_pred)
+    p_low = (np.sum(x_pred <= x_o, 0) + 1) / (n + 1)
+    p_high = (np.sum(x_pred >= x_o, 0) + 1) / (n + 1)
+    pvalues = np.minimum(1.0, 2 * np.minimum(p_low, p_high))
+    return PPCResult(x_pred, x_o, q, pvalues, d_o, p_dist, d_pred, bad)
 
 
 def posterior_predictive(
