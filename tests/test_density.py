@@ -86,3 +86,22 @@ def test_invalid_simulations_count_as_other_outcomes():
     s_o = np.array([0.3, -0.1])
     diff = _kde_log_density(valid, s_o) - _kde_log_density(half, s_o)
     np.testing.assert_allclose(diff, np.log(2.0), rtol=1e-10)
+
+
+def test_grid_of_an_unbounded_prior_warns_when_mass_reaches_its_edge():
+    """The grid of a Normal prior spans its 0.1%-99.9% range; a likelihood peaked beyond that
+    range puts the posterior in the outermost cells, and the truncation is reported."""
+    import warnings
+
+    from lfi.methods.density import GridPosterior, _cells
+
+    prior = lfi.Normal(0.0, 1.0)
+    edges, centres = _cells(prior, 30, 0)
+    far = -0.5 * ((centres[:, 0] - 4.0) / 0.3) ** 2  # N(4, 0.3²): beyond the 99.9% point 3.09
+    with pytest.warns(UserWarning, match="outermost cells"):
+        GridPosterior(prior, edges, far, x_o=[0.0])
+    near = -0.5 * ((centres[:, 0] - 0.5) / 0.3) ** 2
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        GridPosterior(prior, edges, near, x_o=[0.0])
+        GridPosterior(PRIOR, [np.linspace(-2, 2, 31)], np.linspace(0, 30, 30), x_o=[0.0])

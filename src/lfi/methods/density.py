@@ -125,6 +125,18 @@ class GridPosterior:
         if not np.isfinite(log_mass).any():
             raise ValueError("x_o: the estimated likelihood is 0 at every grid point")
         self.log_mass = log_mass - logsumexp(log_mass)
+        if prior.to_config().get("type") != "BoxUniform":  # the grid cuts the prior's tails
+            shape = [len(e) - 1 for e in self.edges]
+            index = np.stack(np.unravel_index(np.arange(len(self.centres)), shape), -1)
+            outer = np.any((index == 0) | (index == np.asarray(shape) - 1), axis=1)
+            edge_mass = float(np.exp(self.log_mass[outer]).sum())
+            if edge_mass > 0.01:
+                warnings.warn(
+                    f"GridPosterior: {edge_mass:.1%} of the posterior mass lies in the grid's "
+                    "outermost cells; the grid spans the prior's 0.1%-99.9% range, so mass "
+                    "beyond it is cut off (a posterior far in the prior's tails is truncated)",
+                    stacklevel=2,
+                )
 
     def __repr__(self) -> str:
         return f"GridPosterior({len(self.centres)} cells, {self.info.get('num_simulations')} sims)"
