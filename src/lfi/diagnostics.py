@@ -195,10 +195,11 @@ class PPCResult:
     ``quantiles[k]``: the fraction of x_j[k] below x_o[k] (ties count half); ``pvalues[k]``:
     two-sided, 2 min(p₋, p₊) capped at 1 with the Monte-Carlo p-values p₋ = (#{x_j[k] ≤ x_o[k]}
     + 1) / (n + 1) and p₊ = (#{x_j[k] ≥ x_o[k]} + 1) / (n + 1), so x_o beyond all n draws gets
-    2 / (n + 1), not 0 (n draws cannot show a smaller p-value); ``distance``: the Mahalanobis distance of x_o from the
-    predictive mean under the predictive covariance, ``distances`` those of the x_j, and
-    ``distance_pvalue`` the fraction of the x_j at least as far ((count + 1) / (n + 1)).
-    ``num_invalid``: simulations that gave NaN/inf (excluded). Posterior predictive p-values
+    2 / (n + 1), not 0 (n draws cannot show a smaller p-value); ``distance``: the Mahalanobis
+    distance of x_o from the predictive mean under the predictive covariance, ``distances``
+    those of the x_j, and ``distance_pvalue`` the fraction of the x_j at least as far
+    ((count + 1) / (n + 1)). ``num_invalid``: simulations that gave NaN/inf (excluded).
+    Posterior predictive p-values
     are conservative (concentrated near 1/2 rather than uniform when the model is right), so a
     small one is evidence of misfit, a large one is no proof of fit.
     """

@@ -8,11 +8,13 @@ REJ-ABC: with the closest 100 it scored C2ST 0.843 on two_moons at 10^4 over thr
 default 0.840; sbibm 0.847). The distance is "euclidean", "l1", or ``distance(s, s_o) -> (n,)``.
 
 - :class:`RejectionABC` (Pritchard et al. 1999): from one set of prior simulations, accept the
-  ``num_accept`` closest, or those within ``eps``, or a ``quantile`` of the distances; optional
+  ``num_accept`` closest, or those within ``eps``, or a ``quantile`` of the distances (a
+  fraction of all simulations run: invalid ones count as rejections, as with ``eps``); optional
   local-linear regression adjustment (Beaumont et al. 2002, doi:10.1093/genetics/162.4.2025).
 - :func:`smc_abc`: ABC-PMC (Beaumont et al. 2009, arXiv:0805.2256) with an adaptive ε schedule
-  (each ε the ``alpha`` quantile of the last population's distances, Del Moral et al. 2012,
-  doi:10.1007/s11222-011-9271-y), Gaussian perturbations with twice the weighted covariance,
+  (each ε the ``alpha`` quantile of the last population's distances, as Drovandi & Pettitt
+  2011, Biometrics 67(1); Del Moral et al. 2012 adapt ε to a target effective sample size
+  instead), Gaussian perturbations with twice the weighted covariance,
   and importance weights prior / mixture of kernels.
 
 Both return a :class:`lfi.posteriors.samples.ParticlePosterior` for x_o whose ``info`` says how
