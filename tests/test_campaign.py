@@ -251,3 +251,31 @@ def test_a_scheduler_address_works_like_a_client(tmp_path, reference, dask_clien
         SIM, None, N, tmp_path, seed=SEED, chunk_size=CHUNK, cluster=address, progress=False
     )
     assert_same_rows(store, reference)
+
+
+def test_a_global_rng_simulator_on_threaded_dask_workers_is_warned(tmp_path):
+    """Threads of one Dask worker share numpy's global generator: a simulator that takes no
+    ``rng`` is then not reproducible, and the campaign says so; with ``rng`` it is quiet."""
+    import warnings
+
+    distributed = pytest.importorskip("distributed")
+    prior = lfi.BoxUniform([0.0], [1.0])
+
+    def global_rng(theta):
+        return theta + np.random.standard_normal(theta.shape)  # noqa: NPY002
+
+    def own_rng(theta, rng):
+        return theta + rng.standard_normal(theta.shape)
+
+    with (
+        distributed.LocalCluster(
+            n_workers=1, threads_per_worker=2, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        kw = dict(chunk_size=10, executor=client, progress=False)
+        with pytest.warns(UserWarning, match="not reproducible"):
+            run_campaign(global_rng, prior, 20, tmp_path / "a", **kw)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error")
+            run_campaign(own_rng, prior, 20, tmp_path / "b", **kw)

@@ -50,7 +50,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from lfi._rng import Seed, as_key
-from lfi.executors import InProcess, LocalPool, make_executor
+from lfi.executors import DaskExecutor, InProcess, LocalPool, make_executor
 from lfi.priors import Prior
 from lfi.simulate import _as_output, _kind, _seed_globals, _takes_rng, _Wrapped, simulate_chunk
 from lfi.store import DONE, FAILED, NONFINITE, SimulationStore
@@ -340,6 +340,8 @@ def run_campaign(
         ex = executor if isinstance(executor, InProcess) else make_executor(cluster=executor)
     if isinstance(ex, LocalPool):
         _check_picklable(simulator)
+    if isinstance(ex, DaskExecutor) and timeout is None and not augmented:
+        _warn_shared_global_rng(resolve(simulator), ex.max_threads())
     rows_todo = sum(st.rows(c)[1] - st.rows(c)[0] for c in todo)
     bar = tqdm(total=rows_todo, unit="sim", desc="simulating", disable=not progress, leave=False)
     tries = dict.fromkeys(todo, 0)
@@ -391,6 +393,21 @@ def run_campaign(
             stacklevel=2,
         )
     return st
+
+
+def _warn_shared_global_rng(fn: Any, threads: int) -> None:
+    """A numpy simulator without an ``rng`` parameter draws from the global generator, which
+    the threads of one Dask worker share: two chunks running at once interleave its draws."""
+    inner = fn.fn if isinstance(fn, _Wrapped) else fn
+    if threads > 1 and _kind(fn) != "jax" and not _takes_rng(inner):
+        warnings.warn(
+            f"simulator: it takes no `rng` argument, so it draws from numpy's (or torch's) global"
+            f" generator, and the Dask workers run up to {threads} threads each: chunks running"
+            " at once on a worker share that generator, so these simulations are not"
+            " reproducible from the seed. Give the simulator an `rng` parameter (lfi passes a"
+            " seeded numpy Generator) or start the workers with one thread each (--nthreads 1)",
+            stacklevel=3,
+        )
 
 
 def _submit(ex, st, simulator, seed, chunk_size, timeout, ref, c):

@@ -115,6 +115,10 @@ class DaskExecutor(InProcess):
     def workers(self) -> int:  # type: ignore[override]
         return max(1, len(self.client.scheduler_info(n_workers=-1).get("workers", {})))
 
+    def max_threads(self) -> int:
+        """The most threads any worker runs tasks on (1 if no worker is up yet)."""
+        return max(self.client.nthreads().values(), default=1)
+
     def submit(self, fn: Callable, *args: Any) -> Any:
         return self.client.submit(fn, *args, pure=False)
 
