@@ -51,3 +51,17 @@ def test_chain_starts_are_distinct_even_for_a_narrow_posterior():
     starts = np.asarray(post.initial_points(post._params(jnp.array([0.3, 0.6])), 20,
                                             jax.random.key(0)))  # fmt: skip
     assert len(np.unique(starts, axis=0)) == 20
+
+
+def test_map_is_the_mode_in_theta_space():
+    """θ ~ U(0, 1), four Bernoulli(θ) trials 1, 0, 1, 1: the posterior Beta(4, 2) has its mode
+    at 3/4. The density of u = logit θ peaks elsewhere (a / (a + b) = 2/3): map must climb
+    θ's density, not u's."""
+    prior = lfi.BoxUniform([0.0], [1.0])
+
+    def loglik(theta, x):
+        return jnp.sum(x * jnp.log(theta) + (1 - x) * jnp.log1p(-theta))
+
+    post = lfi.LikelihoodPosterior(prior, loglik, dim_x=1)
+    mode = float(np.asarray(post.map(x=np.array([[1.0], [0.0], [1.0], [1.0]]))).ravel()[0])
+    assert abs(mode - 0.75) < 0.01, mode

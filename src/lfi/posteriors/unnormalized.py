@@ -81,6 +81,14 @@ def _log_density(params: tuple, u: jax.Array) -> jax.Array:
     return jnp.where(jnp.isfinite(lp), lp, -jnp.inf)
 
 
+def _log_density_theta(params: tuple, u: jax.Array) -> jax.Array:
+    """log p̃ of θ = T(u) in θ-space (no Jacobian): the objective of ``map``. The u-space
+    density's mode is another point wherever the prior is bounded or transformed."""
+    prior = params[2]
+    lp = prior.log_prob(prior.from_unconstrained(u)) + _terms(params, u)
+    return jnp.where(jnp.isfinite(lp), lp, -jnp.inf)
+
+
 @eqx.filter_jit
 def _log_prob(params: tuple, theta: jax.Array) -> jax.Array:
     prior = params[2]
@@ -282,11 +290,12 @@ class UnnormalizedPosterior(ObservationMixin):
         return u
 
     def map(self, x: Any = None, seed: Seed = 0, num_init: int = 1000, steps: int = 300):
-        """The posterior mode: best of ``num_init`` SIR starts, refined by Adam in u-space."""
+        """The posterior mode in θ-space: best of ``num_init`` SIR starts, refined by Adam on
+        θ's density, stepping in u-space."""
         params = self._params(x)
         starts = self.initial_points(params, 20, as_key(seed), pool=max(1, num_init // 20))
         u = _ascend(params, starts, steps)
-        lp = jax.vmap(lambda ui: _log_density(params, ui))(u)
+        lp = jax.vmap(lambda ui: _log_density_theta(params, ui))(u)
         return self.prior.from_unconstrained(u[jnp.argmax(lp)])
 
     def save(self, path: str) -> None:
@@ -364,7 +373,7 @@ def _from_unconstrained(prior, u):  # one compiled call, not one per eager opera
 @eqx.filter_jit
 def _ascend(params: tuple, u0: jax.Array, steps: int) -> jax.Array:
     opt = optax.adam(0.01)
-    grad = jax.vmap(jax.grad(lambda u: -_log_density(params, u)))
+    grad = jax.vmap(jax.grad(lambda u: -_log_density_theta(params, u)))
 
     def step(carry, _):
         u, state = carry
