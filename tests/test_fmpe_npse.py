@@ -152,6 +152,27 @@ def test_vp_ode_with_exact_scores_samples_the_target():
     assert abs(z.std() / 0.1 - 1) < 5 / np.sqrt(2 * 4000), z.std()
 
 
+def test_a_posterior_at_the_t_min_noise_floor_is_warned():
+    """The ODE stops at t_min, where the posterior is blurred by noise of sd 0.01 (default):
+    with exact scores a N(0.5, 0.003²) target comes out with sd √(α²0.003² + σ²) ≈ 0.0105;
+    draws that narrow are warned about, a sd of 0.1 is not."""
+    import warnings
+
+    from lfi.methods.npse import noise_floor_warning
+    from lfi.posteriors.ode import _sample_z, ode_config
+
+    path = VPScorePath(beta_max=20.0)
+    z = np.asarray(_sample_z(_exact_eps(path, 0.5, 0.003**2), path, ode_config(),
+                             jax.random.key(2), None, 4000, 1))  # fmt: skip
+    a, s = (float(v) for v in path.alpha_sigma(jnp.asarray(path.t_min)))
+    assert abs(z.std() / np.hypot(a * 0.003, s) - 1) < 5 / np.sqrt(2 * 4000), z.std()
+    with pytest.warns(UserWarning, match="t_min"):
+        noise_floor_warning(z, path)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        noise_floor_warning(0.5 + 0.1 * np.random.default_rng(0).standard_normal((4000, 2)), path)
+
+
 def test_gauss_composition_is_exact_for_gaussians():
     """Prior N(0, 1), trials x_j ~ N(θ, 0.5): single-trial posteriors N(m_j, v₁), the 5-trial
     posterior N(m, v). With exact single-trial scores the GAUSS-composed score is exact, so the

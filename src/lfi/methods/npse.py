@@ -36,6 +36,8 @@ exact when prior and posteriors are Gaussian, an approximation otherwise.
 
 from __future__ import annotations
 
+import math
+import warnings
 from typing import Any
 
 import equinox as eqx
@@ -114,4 +116,25 @@ def sample_iid(
     mu0 = jnp.asarray(z0.mean(0), jnp.float32)
     cov0 = jnp.asarray(np.atleast_2d(np.cov(z0.T)), jnp.float32)
     z = _composed_z(net, path, ode, key, zxs, mu0, cov0, covs, int(n))
+    noise_floor_warning(np.asarray(z), path)
     return prior.from_unconstrained(z * stand.theta_std + stand.theta_mean)
+
+
+def noise_floor_warning(z: np.ndarray, path: VPScorePath) -> None:
+    """Warn when draws z (n, d) of the standardised posterior are within 3× the noise the ODE
+    leaves at t_min: its end state is the posterior blurred by N(0, σ²_{t_min}), σ ≈
+    √(β_min t_min) = 0.01 by default, so a posterior of sd s comes out with sd √(s² + σ²).
+    Composing many trials narrows the posterior by about 1/√m and reaches this floor."""
+    if len(z) < 2:
+        return
+    sd = float(np.min(np.std(z, axis=0)))
+    floor = float(path.alpha_sigma(jnp.asarray(path.t_min, jnp.float32))[1])
+    if sd < 3 * floor:
+        true_sd = math.sqrt(max(sd**2 - floor**2, 0.0))
+        factor = "several times" if true_sd == 0 else f"{sd / true_sd:.2f}×"
+        warnings.warn(
+            f"NPSE: the posterior's smallest sd ({sd:.3g}, standardised units) is within 3× of "
+            f"the noise left at t_min (σ = {floor:.3g}): its width is overstated, about "
+            f"{factor}; train with a smaller t_min (NPSE(t_min=...)) for posteriors this narrow",
+            stacklevel=3,
+        )
