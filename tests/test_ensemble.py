@@ -88,6 +88,19 @@ def test_training_is_reproducible(npe1, data1):
     )
 
 
+def test_members_checkpoint_to_their_own_files(data1, tmp_path):
+    """One checkpoint path for the ensemble: member k trains into ``stem.m{k}.npz`` (a shared
+    file was refused by the second member, whose seed differs), and a rerun resumes them."""
+    ck = tmp_path / "run.npz"
+    est = lfi.NPE(PRIOR1, **SMALL, checkpoint=str(ck), checkpoint_seconds=0)
+    first = lfi.Ensemble(est, 2).fit(*data1, seed=0)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["run.m0.npz", "run.m1.npz"]
+    assert est.train_options["checkpoint"] == str(ck)
+    again = lfi.Ensemble(est, 2).fit(*data1, seed=0)  # resumed: finished members stay as they are
+    probe = np.asarray(PRIOR1.sample(8, seed=3))
+    np.testing.assert_array_equal(first.log_prob(probe, x=[1.0]), again.log_prob(probe, x=[1.0]))
+
+
 def test_save_load_round_trip(npe1, nle2, tmp_path):
     for post, x in ((npe1, [1.0]), (nle2, [1.0, 0.5])):
         path = tmp_path / "ens.lfi"

@@ -85,3 +85,9 @@ def test_npe_recalibrate_option_uses_the_held_out_rows():
     assert post.sample(10, x=x[0], seed=0).shape == (10, 2)
     with pytest.raises(ValueError, match="recalibrate"):
         lfi.NPE(PRIOR, recalibrate=True)
+    # 300 rows hold out 30, fewer than the 40 latent recalibration needs: said before training
+    # (max_epochs=10**6 would train for a long time if the check came after it)
+    with pytest.raises(ValueError, match="40 held-out"):
+        lfi.NPE(PRIOR, recalibrate="latent", max_epochs=10**6, progress=False).fit(
+            theta[:300], x[:300]
+        )

@@ -156,6 +156,14 @@ def test_store_blocks_visit_every_training_row_once_per_epoch(tmp_path):
     np.testing.assert_allclose(np.sort(z_theta, 0), np.sort(expected, 0), atol=2e-4)
     order_a = list(blocks.blocks(jax.random.key(1)))[0][0]
     assert not np.array_equal(order_a, parts[0][0])  # another epoch, another order
+    with pytest.raises(ValueError, match="block_rows"):
+        StoreBlocks(store, PRIOR, block_rows=0)
+    # blocks smaller than a batch hold no whole batch: training would take no step at all
+    from lfi.train import fit
+
+    small = StoreBlocks(store, PRIOR, seed=3, block_rows=20)
+    with pytest.raises(ValueError, match="block_rows"):
+        fit(lambda z: z, lambda m, b, k: 0.0, small, batch_size=50, progress=False)
 
 
 def test_streamed_npe_learns_the_posterior_mean(tmp_path):

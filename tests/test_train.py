@@ -96,6 +96,11 @@ def test_bad_data_is_named():
         fit(model, mse, (x, y[:10]), progress=False)
     with pytest.raises(ValueError, match="validation_fraction"):
         fit(model, mse, (x, y), validation_fraction=1.5, progress=False)
+    bad = [("batch_size", 0), ("batch_size", -4), ("max_epochs", 2.5), ("patience", -1),
+           ("lr_decays", True), ("learning_rate", 0.0), ("lr_factor", 1.0)]  # fmt: skip
+    for name, value in bad:
+        with pytest.raises(ValueError, match=name):
+            fit(model, mse, (x, y), progress=False, **{name: value})
 
 
 def test_a_validation_mask_holds_out_exactly_its_rows():
@@ -149,6 +154,16 @@ def test_a_resumed_training_equals_an_uninterrupted_one(tmp_path):
     # a checkpoint of another run (other seed) is refused, not silently mixed in
     with pytest.raises(ValueError, match="checkpoint"):
         fit(model, mse, (x, y), max_epochs=8, checkpoint=ck, **{**opts, "seed": 4})
+    # nor is one made with other training options (it would go on at the old learning rate)
+    with pytest.raises(ValueError, match="checkpoint"):
+        fit(model, mse, (x, y), max_epochs=8, checkpoint=ck, **{**opts, "learning_rate": 0.1})
+    # or on other rows beyond the first thousand (the data is hashed whole)
+    x2, y2 = np.concatenate([x, x, x]), np.concatenate([y, y, y])
+    ck2 = tmp_path / "ck2.npz"
+    fit(model, mse, (x2, y2), max_epochs=1, checkpoint=ck2, **opts)
+    y2[-1] += 1.0
+    with pytest.raises(ValueError, match="checkpoint"):
+        fit(model, mse, (x2, y2), max_epochs=2, checkpoint=ck2, **opts)
     with np.load(ck, allow_pickle=False) as f:  # plain arrays and JSON bytes: no pickle
         assert "meta" in f.files
 

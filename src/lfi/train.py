@@ -221,8 +221,14 @@ def fit(
     instead of a random ``validation_fraction`` of them (e.g. to keep the same held-out rows
     while a warm-started network trains on more data).
     """
+    _check_options(batch_size, learning_rate, max_epochs, patience, lr_decays, lr_factor)
     streamed = isinstance(data, BlockSource)
     if streamed:
+        if getattr(data, "block_rows", batch_size) < batch_size:
+            raise ValueError(
+                f"block_rows: expected at least batch_size ({batch_size}) rows per block, got "
+                f"{data.block_rows} (smaller blocks hold no whole batch: nothing would train)"
+            )
         val = tuple(jnp.asarray(a) for a in data.validation)
         train, n_train, key_train = data, int(data.num_train), as_key(seed)
         if n_train < 2:
@@ -271,7 +277,7 @@ def fit(
     steps_per_epoch = max(1, n_train // batch_size)
     patience = max(int(patience), math.ceil(int(patience_steps) / steps_per_epoch))
     history = History()
-    best_val = float(_loss_value(params, static, val, key_train, loss))
+    best_val = float(_loss_value(params, static, val, jax.random.key(_VAL_KEY), loss))
     state = {
         "epoch": 0,
         "best_val": best_val if math.isfinite(best_val) else math.inf,
@@ -284,7 +290,9 @@ def fit(
     arrays = {"params": params, "opt_state": opt_state, "best": params}
     saver = None
     if checkpoint is not None:
-        fingerprint = _fingerprint(arrays, static, train, val, key_train, batch_size, loss)
+        options = (learning_rate, patience, patience_steps, clip_norm, lr_decays, lr_factor,
+                   weight_decay)  # fmt: skip
+        fingerprint = _fingerprint(arrays, train, val, key_train, batch_size, loss, options)
         saver = _Checkpoint(Path(checkpoint), fingerprint, float(checkpoint_seconds))
         restored = saver.load(arrays)
         if restored is not None:
@@ -340,19 +348,33 @@ def fit(
     return eqx.combine(best_params, static), history
 
 
-def _fingerprint(arrays, static, train, val, key, batch_size, loss) -> str:
-    """What a checkpoint must match to be resumed: model structure, data, seed, loss."""
+def _check_options(batch_size, learning_rate, max_epochs, patience, lr_decays, lr_factor):
+    for name, value, low in (("batch_size", batch_size, 1), ("max_epochs", max_epochs, 0),
+                             ("patience", patience, 0), ("lr_decays", lr_decays, 0)):  # fmt: skip
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
+    if not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
+        raise ValueError(f"learning_rate: expected a number > 0, got {learning_rate!r}")
+    if not (isinstance(lr_factor, (int, float)) and 0 < lr_factor < 1):
+        raise ValueError(f"lr_factor: expected a number in (0, 1), got {lr_factor!r}")
+
+
+def _fingerprint(arrays, train, val, key, batch_size, loss, options) -> str:
+    """What a checkpoint must match to be resumed: model structure, data, seed, loss and the
+    training options (a resume with another learning rate, patience, clipping or schedule
+    would otherwise continue the old run under the new name; ``max_epochs`` may grow)."""
     h = hashlib.sha256()
     leaves, treedef = jax.tree_util.tree_flatten(arrays)
     h.update(str(treedef).encode())
     h.update(str([(a.shape, str(a.dtype)) for a in leaves]).encode())
     h.update(np.asarray(jax.random.key_data(key)).tobytes())
     h.update(str((batch_size, getattr(loss, "__qualname__", repr(loss)))).encode())
+    h.update(repr(tuple(None if v is None else float(v) for v in options)).encode())
     for a in val:
         h.update(np.asarray(a).tobytes())
     if not isinstance(train, BlockSource):
         for a in train:
-            h.update(np.asarray(a[:1000]).tobytes())
+            h.update(np.ascontiguousarray(np.asarray(a)).tobytes())
         h.update(str([a.shape for a in train]).encode())
     else:
         h.update(str(train.num_train).encode())

@@ -171,6 +171,9 @@ def train_standardized(
     unconstrained space) and x, ``build(dim_x, key) -> (config, net)``, train with the one loop.
     ``trials``: x is a set of trials of this size each (a DeepSets embedding), NaN-padded; x is
     then z-scored with statistics pooled over trials, keeping the estimator order-invariant.
+    The z-scoring statistics are those of all valid rows, the held-out ones included (as sbi
+    does; a store streamed in blocks uses its training chunks only): the held-out loss is
+    exposed to them only through two moments per coordinate.
     ``theta`` may be a simulation store (``x=None``): it is streamed in blocks of
     ``block_rows`` rows (:class:`lfi.methods.store_data.StoreBlocks`).
     ``make_loss(standardizer)``, if given, builds the loss instead (for losses that need the
@@ -342,6 +345,12 @@ class NPE:
                 fraction = self.train_options["validation_fraction"]
                 validation = np.zeros(n, bool)
                 validation[numpy_rng(seed).permutation(n)[: max(1, round(fraction * n))]] = True
+            held = int(np.sum(validation))
+            if self.recalibrate == "latent" and held < 40:  # radial_base's 2 × 20 knots
+                raise ValueError(
+                    f"recalibrate: 'latent' needs at least 40 held-out pairs, {held} of "
+                    f"{len(validation)} are held out; raise validation_fraction or simulate more"
+                )
         fitted = train_standardized(
             self, theta, x, seed, build, npe_loss, trials, make_loss, init, validation
         )

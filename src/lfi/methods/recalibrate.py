@@ -99,8 +99,13 @@ def recalibrate(
         )
     if kind not in ("latent", "hpd"):
         raise ValueError(f"kind: expected 'latent' or 'hpd', got {kind!r}")
-    if not (isinstance(knots, int) and knots >= 1):
+    if isinstance(knots, bool) or not (isinstance(knots, (int, np.integer)) and knots >= 1):
         raise ValueError(f"knots: expected a positive integer, got {knots!r}")
+    knots = int(knots)
+    if isinstance(num_samples, bool) or not (
+        isinstance(num_samples, (int, np.integer)) and num_samples >= 10
+    ):
+        raise ValueError(f"num_samples: expected an integer >= 10, got {num_samples!r}")
     if kind == "latent":
         base = radial_base(latent_radii(posterior, theta, x), posterior.prior.dim, knots)
         info: dict[str, Any] = {"kind": kind, "knots": knots}

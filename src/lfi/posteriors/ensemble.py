@@ -74,9 +74,18 @@ class Ensemble:
 
     def fit(self, theta: Any, x: Any, seed: Seed = 0) -> EnsemblePosterior:
         key, members, self.histories = as_key(seed), [], []
-        for k in range(self.num_members):
-            members.append(self.estimator.fit(theta, x, seed=jax.random.fold_in(key, k)))
-            self.histories.append(getattr(self.estimator, "history", None))
+        options = getattr(self.estimator, "train_options", None)
+        checkpoint = None if options is None else options.get("checkpoint")
+        try:
+            for k in range(self.num_members):
+                if checkpoint is not None:  # each member resumes from its own file
+                    path = Path(checkpoint)
+                    options["checkpoint"] = str(path.with_name(f"{path.stem}.m{k}{path.suffix}"))
+                members.append(self.estimator.fit(theta, x, seed=jax.random.fold_in(key, k)))
+                self.histories.append(getattr(self.estimator, "history", None))
+        finally:
+            if checkpoint is not None:
+                options["checkpoint"] = checkpoint
         return EnsemblePosterior(members)
 
 
