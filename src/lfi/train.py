@@ -26,6 +26,7 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import numbers
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -353,9 +354,9 @@ def _check_options(batch_size, learning_rate, max_epochs, patience, lr_decays, l
                              ("patience", patience, 0), ("lr_decays", lr_decays, 0)):  # fmt: skip
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
-    if not (isinstance(learning_rate, (int, float)) and learning_rate > 0):
+    if not (isinstance(learning_rate, numbers.Real) and learning_rate > 0):
         raise ValueError(f"learning_rate: expected a number > 0, got {learning_rate!r}")
-    if not (isinstance(lr_factor, (int, float)) and 0 < lr_factor < 1):
+    if not (isinstance(lr_factor, numbers.Real) and 0 < lr_factor < 1):
         raise ValueError(f"lr_factor: expected a number in (0, 1), got {lr_factor!r}")
 
 
