@@ -101,9 +101,15 @@ def test_sample_iid_needs_a_score_posterior(trained):
 
 
 def test_a_solve_cut_short_by_max_steps_is_an_error(trained):
-    _, post = trained
+    name, post = trained
+    short = post.with_ode(max_steps=2)
     with pytest.raises(RuntimeError, match="max_steps=2"):
-        post.with_ode(max_steps=2).sample(5, X_O, seed=0)  # diffrax stopped early: no draws
+        short.sample(5, X_O, seed=0)  # diffrax stopped early: no draws
+    with pytest.raises(RuntimeError, match="max_steps=2"):  # NaN densities were returned
+        short.log_prob(post.sample(3, X_O, seed=0), X_O)
+    if name == "npse":
+        with pytest.raises(RuntimeError, match="max_steps=2"):
+            sample_iid(short, 4, np.stack([X_O, X_O]))
 
 
 def test_options_are_checked():

@@ -110,12 +110,13 @@ def sample_iid(
     z_post = jax.vmap(lambda k, zx: _sample_z(net, path, ode, k, zx, m, prior.dim))(
         jax.random.split(key_post, xs.shape[0]), zxs
     )
+    posterior._solved(z_post)  # a failed solve is NaN: an error, not NaN moments
     covs = jax.vmap(lambda z: jnp.atleast_2d(jnp.cov(z.T)))(z_post)
     u0 = prior.to_unconstrained(prior.sample(m, seed=key_prior))
     z0 = np.asarray(stand.z_theta(u0), np.float64)
     mu0 = jnp.asarray(z0.mean(0), jnp.float32)
     cov0 = jnp.asarray(np.atleast_2d(np.cov(z0.T)), jnp.float32)
-    z = _composed_z(net, path, ode, key, zxs, mu0, cov0, covs, int(n))
+    z = posterior._solved(_composed_z(net, path, ode, key, zxs, mu0, cov0, covs, int(n)))
     noise_floor_warning(np.asarray(z), path)
     return prior.from_unconstrained(z * stand.theta_std + stand.theta_mean)
 

@@ -6,7 +6,8 @@ N(0, I) to the posterior (what :class:`lfi.posteriors.ode.ODEPosterior` integrat
 * :class:`OTFlowPath` (FMPE; Lipman et al. 2022, arXiv:2210.02747; Wildberger, Dax et al. 2023,
   arXiv:2305.17161): z_t = (1 − (1 − σ_min) t) ε + t z_1, t = 0 noise, t = 1 data; the network
   *is* the velocity, regressed on the conditional target z_1 − (1 − σ_min) ε. Times are drawn
-  from the paper's prior p(t) ∝ t^α, i.e. t = U^{1/(1+α)} (``time_power`` = α; 0 is uniform).
+  as t = U^{1/(1+α)}, of density ∝ t^α (``time_power`` = α; 0 is uniform), as the FMPE
+  authors' code (dingo) draws them, weighting times near the data end.
 * :class:`VPScorePath` (NPSE; Song et al. 2021, arXiv:2011.13456; Sharrock et al. 2022,
   arXiv:2210.04872; Geffner et al. 2023, arXiv:2209.14249): the variance-preserving SDE with
   β(t) = β_min + t (β_max − β_min), t = 1 noise, t = ε data; z_t = α_t z_0 + σ_t ε. The

@@ -157,6 +157,13 @@ class ODEPosterior(ObservationMixin):
         theta = check_theta(theta, self.dim_theta)
         flat = theta.reshape(-1, self.dim_theta)
         lp = _log_prob(*self._args(), flat, jnp.asarray(self._one_x(x)))
+        failed = int(np.isnan(np.asarray(lp)).sum())  # -inf (outside the prior) is not NaN
+        if failed:
+            raise RuntimeError(
+                f"ode: the solver did not reach t = {self._path.t_base} within max_steps="
+                f"{self._ode['max_steps']} for {failed} of {len(flat)} log_prob values; use "
+                "posterior.with_ode(max_steps=...) or fixed steps (with_ode(steps=...))"
+            )
         return lp.reshape(theta.shape[:-1])
 
     def sample(self, n: int, x: Any = None, seed: Seed = 0) -> jax.Array:
