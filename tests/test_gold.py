@@ -442,13 +442,28 @@ def test_infinite_joint_ratios_are_kept_and_unused_scores_ignored():
     y0, y1 = np.flatnonzero(data.y == 0), np.flatnonzero(data.y == 1)
     data.log_r[y0[:3]] = np.inf  # 1/r = 0: a valid target for a row drawn at θ
     data.score[y1[:4]] = np.nan  # rows drawn at θ_ref: the score term does not use them
-    data.score[y0[3:5]] = np.nan  # used: these two rows go
+    data.score[y0[3:5]] = np.nan  # used by the score term: left out of it, kept for the ratio
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         batch, _ = lfi.GoldRatio(TOY.prior, REF, "rascal").training_batch(data)
-    assert len(batch[0]) == 198 and np.all(np.isfinite(np.asarray(batch[4])))
-    assert any("excluded 2 of 200" in str(w.message) for w in caught)
+    assert len(batch[0]) == 200  # no row dropped by a y-dependent rule
+    assert int(np.isnan(np.asarray(batch[4])).any(1).sum()) == 6
+    assert any("2 of 200 rows have a non-finite joint score" in str(w.message) for w in caught)
+    assert not any("excluded" in str(w.message) for w in caught)
     assert lfi.GoldRatio(TOY.prior, REF, "rascal", **FAST).fit(data).theta_box is not None
+
+
+def test_the_score_term_leaves_out_rows_without_a_score():
+    from lfi.methods.gold import score_term
+
+    rng = np.random.default_rng(0)
+    g, t = rng.normal(size=(6, 2)), rng.normal(size=(6, 2))
+    jinv = np.broadcast_to(np.eye(2), (6, 2, 2))
+    mask = np.array([1.0, 1, 1, 1, 0, 0])
+    t_nan = t.copy()
+    t_nan[1] = np.nan
+    expected = np.sum(((t - g) ** 2)[[0, 2, 3]]) / 6
+    np.testing.assert_allclose(score_term(g, t_nan, jinv, mask), expected, rtol=1e-6)
 
 
 def test_bernoulli_and_poisson_scores_are_finite_at_the_edges():

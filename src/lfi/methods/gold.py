@@ -93,9 +93,11 @@ def check_gold(
     """Validate :class:`GoldData` for ``method``; drop invalid rows with a counted warning.
 
     Invalid: NaN or ±inf in θ, x or y, a NaN joint log-ratio (±inf is kept: r = 0 or 1/r = 0
-    are exact targets, clipped to ±30 in the losses), a non-finite joint score on a row the
-    score term uses (every row, or with labels only the rows drawn at θ; the other rows' scores
-    are set to 0, unused). Dropping by a rule that depends on y would bias the ratio."""
+    are exact targets, clipped to ±30 in the losses). A non-finite joint score does not drop
+    its row (dropping by a rule that depends on y, or on x through the score, would bias the
+    ratio or likelihood term): the score becomes NaN and :func:`score_term` leaves it out,
+    with a counted warning where the score term would have used it. Only SALLY, which
+    regresses the score itself, drops such rows."""
     if not isinstance(data, GoldData):
         raise TypeError(
             f"data: expected lfi.GoldData (from lfi.simulate_gold / lfi.simulate(..., "
@@ -135,9 +137,21 @@ def check_gold(
     for name, a in cols.items():
         if name == "log_r":  # ±inf is a valid joint ratio (r = 0 or 1/r = 0), clipped in losses
             ok &= ~np.isnan(a)
-        elif name == "score" and "y" in cols:  # the score term sees only the rows drawn at θ
-            ok &= np.all(np.isfinite(a), axis=1) | (cols["y"] == 1)
-            cols["score"] = np.where(np.isfinite(a), a, 0.0).astype(np.float32)
+        elif name == "score" and method != "sally":
+            # the row stays for the ratio / likelihood term (dropping it by a rule that depends
+            # on y, or on x through the score, would bias that term); a non-finite score is NaN
+            # and score_term leaves it out. Rows drawn at θ_ref (y = 1) never use theirs.
+            usable = np.all(np.isfinite(a), axis=1)
+            if "y" in cols:
+                usable |= cols["y"] == 1
+            if not usable.all():
+                warnings.warn(
+                    f"data.score: {int((~usable).sum())} of {n} rows have a non-finite joint "
+                    "score; they stay in the ratio/likelihood term and are left out of the "
+                    "score term",
+                    stacklevel=3,
+                )
+            cols["score"] = np.where(np.isfinite(a), a, np.nan).astype(np.float32)
         else:
             ok &= np.all(np.isfinite(a.reshape(n, -1)), axis=1)
     if not ok.all():
@@ -168,9 +182,12 @@ def theta_jacobian(prior: Prior, stand: Standardizer, a: jax.Array) -> jax.Array
 
 def score_term(g: jax.Array, t: jax.Array, jinv_t: jax.Array, mask: jax.Array) -> jax.Array:
     """mean mask · ‖t − ∇θ f‖², with ∇θ f = (J⁻¹)ᵀ ∇a f from the gradient ``g`` in the network's
-    input a (see :func:`theta_jacobian`)."""
+    input a (see :func:`theta_jacobian`). Rows whose t is not finite (a joint score the
+    simulator could not give, kept for the other terms) count as masked."""
+    usable = jnp.all(jnp.isfinite(t), axis=-1)
+    t = jnp.where(usable[:, None], t, 0.0)
     t_hat = jnp.einsum("nij,nj->ni", jinv_t, g)
-    return jnp.mean(mask * jnp.sum((t - t_hat) ** 2, -1))
+    return jnp.mean(mask * usable * jnp.sum((t - t_hat) ** 2, -1))
 
 
 @functools.cache
