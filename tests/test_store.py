@@ -75,6 +75,39 @@ def test_open_store_on_other_paths_names_the_path(tmp_path):
         open_store(tmp_path)
 
 
+def test_a_store_with_arrays_lfi_does_not_write_is_refused_before_reading(tmp_path):
+    """A store from elsewhere: a zarr v2 object array whose filters unpickle its chunks (code
+    execution with numcodecs < 0.16) is refused from its metadata, before any chunk is read; so
+    is an array of another name."""
+    import pickle
+
+    good = run_campaign(SIM, None, 20, tmp_path / "good", seed=0, chunk_size=10, progress=False)
+    data = tmp_path / "good" / "data"
+    zarray = {"zarr_format": 2, "shape": [20, 3], "chunks": [10, 3], "dtype": "|O",
+              "compressor": None, "fill_value": None, "order": "C", "dimension_separator": ".",
+              "filters": [{"id": "vlen-utf8"}, {"id": "pickle"}]}  # fmt: skip
+    for child in (data / "x").iterdir():
+        if child.is_dir():
+            import shutil
+
+            shutil.rmtree(child)
+        else:
+            child.unlink()
+    (data / "zarr.json").unlink()  # a zarr v2 hierarchy, as the crafted store was
+    (data / ".zgroup").write_text(json.dumps({"zarr_format": 2}))
+    (data / "x" / ".zarray").write_text(json.dumps(zarray))
+    (data / "x" / "0.0").write_bytes(pickle.dumps(["not code, but it would be unpickled"]))
+    with pytest.raises(ValueError, match="refusing"):
+        open_store(good.path)
+    # a v3 store with an array lfi never writes
+    import zarr
+
+    other = run_campaign(SIM, None, 20, tmp_path / "other", seed=0, chunk_size=10, progress=False)
+    zarr.open_group(other.path / "data", mode="a").create_array("extra", shape=(2,), dtype="f4")
+    with pytest.raises(ValueError, match="does not write"):
+        open_store(other.path)
+
+
 def test_a_chunk_is_stored_once_and_counted_by_status(tmp_path):
     store = _create(tmp_path)
     status = np.array([DONE, FAILED, NONFINITE, DONE], np.int8)

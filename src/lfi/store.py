@@ -83,6 +83,34 @@ def _atomic_write(path: Path, text: str) -> None:
     os.replace(tmp, path)
 
 
+# What lfi writes, and all it reads: a store from elsewhere could name other codecs (zarr v2's
+# "pickle" filter unpickles, i.e. runs code, with numcodecs < 0.16) or object dtypes.
+_ARRAYS = {"theta": "f", "x": "f", "score": "f", "log_r": "f", "status": "i"}
+_CODECS = {"bytes", "zstd", "crc32c", "transpose", "gzip", "blosc"}
+
+
+def _check_arrays(group: Any, path: Path) -> None:
+    """Refuse a store whose arrays are not lfi's: names, numeric dtypes, zarr v3, known codecs
+    (checked from metadata, before any chunk is decoded)."""
+    if getattr(group.metadata, "zarr_format", None) != 3:
+        raise ValueError(f"store: {str(path)!r} is not a zarr v3 group as lfi writes; refusing it")
+    for name in group.array_keys():
+        arr = group[name]
+        meta = arr.metadata
+        codecs = [c.to_dict().get("name") for c in getattr(meta, "codecs", None) or []]
+        if (
+            name not in _ARRAYS
+            or getattr(meta, "zarr_format", None) != 3
+            or arr.dtype.kind != _ARRAYS[name]
+            or not set(codecs) <= _CODECS
+        ):
+            raise ValueError(
+                f"store: {str(path)!r} holds an array lfi does not write ({name!r}: zarr format "
+                f"{getattr(meta, 'zarr_format', '?')}, dtype {arr.dtype}, codecs {codecs}); "
+                "refusing to read it"
+            )
+
+
 class SimulationStore:
     """A campaign's rows on disk; open one with :func:`open_store` (see the module docstring)."""
 
@@ -93,6 +121,7 @@ class SimulationStore:
             raise FileNotFoundError(f"path: {str(path)!r} is not an lfi simulation store")
         self.provenance: dict[str, Any] = json.loads(meta.read_text())
         self._group = zarr.open_group(self.path / "data", mode="a")
+        _check_arrays(self._group, self.path)
 
     # -- creation ---------------------------------------------------------------------------
 
