@@ -73,6 +73,15 @@ def test_ratio_save_load_seeds_and_errors(ratio, samples, tmp_path):
     assert back.history.best_epoch == ratio.history.best_epoch
     with pytest.raises(ValueError, match="path: holds a ClassifierRatio, not a CARL"):
         CARL.load(path)
+    # a file whose z-scoring does not fit the classifier's inputs is refused (it was broadcast)
+    from lfi.posteriors.io import read_archive, write_archive
+
+    config, arrays = read_archive(path)
+    config = {k: v for k, v in config.items() if k not in ("format", "version")}
+    wide = {k: np.repeat(arrays[k], 2) for k in ("stand_0002", "stand_0003")}  # 2-d x stats
+    write_archive(tmp_path / "bad.lfi", config, {**arrays, **wide})
+    with pytest.raises(ValueError, match="z-scoring"):
+        ClassifierRatio.load(tmp_path / "bad.lfi")
 
     # (the small fits share one shape, 493 + 500 rows, so the training epoch compiles once)
     x0, x1 = samples[0][:500], samples[1][:500]

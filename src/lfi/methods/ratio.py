@@ -142,9 +142,19 @@ class _Estimator:
         out = cls._unfitted(config)
         out.config, out.offset = config["net"], float(config["offset"])
         out.net = fill_module(build_classifier(out.config), arrays, "net")
-        stats = (jnp.zeros(arrays[f"stand_{i:04d}"].shape) for i in range(4))
+        stats = [jnp.zeros(np.shape(arrays.get(f"stand_{i:04d}"))) for i in range(4)]
+        dims = sorted(int(np.size(a)) for a in stats[::2])
+        if (
+            stats[0].shape != stats[1].shape
+            or stats[2].shape != stats[3].shape
+            or dims != sorted((out.config["dim_a"], out.config["dim_b"]))
+        ):
+            raise ValueError(
+                f"file: z-scoring arrays of shapes {[a.shape for a in stats]} do not fit the "
+                f"classifier's inputs ({out.config['dim_a']}, {out.config['dim_b']})"
+            )
         out.stand = fill_module(Standardizer(*stats), arrays, "stand")
-        out.history = History(**config["history"]) if config.get("history") else None
+        out.history = History.from_dict(config["history"]) if config.get("history") else None
         if "box_low" in arrays:
             out.theta_box = (arrays["box_low"], arrays["box_high"])
         return out

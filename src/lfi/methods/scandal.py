@@ -289,7 +289,17 @@ class SCANDAL:
         )
         out.config = net
         out.model = fill_module(_build(net, as_key(0)), arrays, "net")
-        stats = (jnp.zeros(arrays[f"stand_{i:04d}"].shape) for i in range(4))
+        stats = [jnp.zeros(np.shape(arrays.get(f"stand_{i:04d}"))) for i in range(4)]
+        theta_dim = (out.prior.dim,)
+        if (
+            stats[0].shape != theta_dim
+            or stats[1].shape != theta_dim
+            or (stats[2].shape != stats[3].shape)
+        ):
+            raise ValueError(
+                f"file: z-scoring arrays of shapes {[a.shape for a in stats]} do not fit a "
+                f"{out.prior.dim}-d θ"
+            )
         out.stand = fill_module(Standardizer(*stats), arrays, "stand")
-        out.history = History(**config["history"]) if config.get("history") else None
+        out.history = History.from_dict(config["history"]) if config.get("history") else None
         return out
