@@ -5,6 +5,7 @@ import subprocess
 import sys
 
 import numpy as np
+import pytest
 
 import lfi
 from lfi.cli import main
@@ -95,6 +96,29 @@ def test_errors_are_clear(tmp_path, capsys):
         == 2
     )
     assert "num_observation" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("flag", ["--rounds", "--ensemble", "--samples", "--simulations"])
+def test_counts_must_be_positive(flag, tmp_path, capsys):
+    with pytest.raises(SystemExit):  # argparse: before any work, with the flag named
+        main(["run", "two_moons", flag, "0", "--out", str(tmp_path)])
+    assert flag in capsys.readouterr().err
+
+
+def test_an_unusable_out_or_bench_grid_fails_before_any_work(tmp_path, capsys):
+    afile = tmp_path / "afile"
+    afile.write_text("")
+    # simulating 10^6 rows would take minutes: the error comes first
+    args = ["run", "two_moons", "--simulations", "1000000", "--quiet", "--out", str(afile / "x")]
+    assert main(args) == 2
+    assert "afile" in capsys.readouterr().err
+    bench = ["bench", "--tasks", "two_moons", "--quiet", "--out", str(tmp_path / "b")]
+    bad = [(["--methods", "npe,bogus"], "bogus"), (["--budgets=-5"], "-5"),
+           (["--budgets", "10-1"], "10-1"), (["--observations", "0-3"], "0")]  # fmt: skip
+    for extra, word in bad:
+        assert main([*bench, *extra]) == 2
+        assert word in capsys.readouterr().err
+    assert not (tmp_path / "b" / "results.csv").exists()
 
 
 def test_console_script_help():

@@ -132,6 +132,20 @@ def bench(
     every method (e.g. ``max_epochs``); they are part of a row's identity."""
     for name in tasks:
         task_registry.get(name)  # a bad task name fails before any work
+    from lfi.methods.abc import ABC_METHODS
+    from lfi.methods.mining import GOLD_METHODS
+    from lfi.methods.registry import METHODS
+    from lfi.methods.sequential import SEQUENTIAL
+
+    valid = {*METHODS, *SEQUENTIAL, *ABC_METHODS, *GOLD_METHODS}
+    for m in methods:  # and so do bad methods, budgets and observations
+        if str(m).lower() not in valid:
+            raise ValueError(f"methods: unknown {m!r}; valid are {sorted(valid)}")
+    for name, values, low, high in (("budgets", budgets, 1, None), ("observations", observations,
+                                     1, 10)):  # fmt: skip
+        bad = [v for v in values if int(v) < low or (high is not None and int(v) > high)]
+        if not values or bad:
+            raise ValueError(f"{name}: expected integers in [{low}, {high or '∞'}], got {values}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
     path, opts, code = out / "results.csv", json.dumps(options, sort_keys=True), code_id()

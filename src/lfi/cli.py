@@ -60,6 +60,8 @@ def _run(args: argparse.Namespace) -> int:
     from lfi.bench import run_task
 
     task = tasks.get(args.task)
+    out = Path(args.out)
+    _writable(out)
     result = run_task(
         args.task,
         args.method,
@@ -69,10 +71,9 @@ def _run(args: argparse.Namespace) -> int:
         num_samples=args.samples,
         score=not args.no_c2st,
         progress=not args.quiet,
-        **({"num_rounds": args.rounds} if args.rounds else {}),
-        **({"ensemble": args.ensemble} if args.ensemble else {}),
+        **({"num_rounds": args.rounds} if args.rounds is not None else {}),
+        **({"ensemble": args.ensemble} if args.ensemble is not None else {}),
     )
-    out = Path(args.out)
     _write_outputs(result, task, out)
     print(_summary(result.metrics))
     model = "estimator.lfi" if result.estimator is not None else "posterior.lfi"
@@ -190,17 +191,45 @@ def _train(args: argparse.Namespace) -> int:
 
 
 def _numbers(text: str) -> list[int]:
+    """'1000,10000' or '1-10' or '1,3-5' as a list of positive integers (an error otherwise)."""
     out: list[int] = []
     for part in text.split(","):
         lo, sep, hi = part.partition("-")
-        out += list(range(int(lo), int(hi) + 1)) if sep else [int(float(lo))]
+        try:
+            values = list(range(int(lo), int(hi) + 1)) if sep else [int(float(lo))]
+        except ValueError:
+            values = []
+        if not values or min(values) < 1:
+            raise ValueError(
+                f"expected positive integers or ranges like 1000,10000 or 1-10, got {text!r}"
+            )
+        out += values
     return out
+
+
+def _positive(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def _writable(out: Path) -> None:
+    """Make ``out`` and check it takes files before any work (not after an hour's run)."""
+    out.mkdir(parents=True, exist_ok=True)
+    probe = out / ".lfi-write-test"
+    probe.write_text("")
+    probe.unlink()
 
 
 def _bench(args: argparse.Namespace) -> int:
     from lfi import tasks
     from lfi.bench_grid import bench
 
+    _writable(Path(args.out))
     names = tasks.names() if args.tasks == "sbibm" else args.tasks.split(",")
     if args.tasks == "sbibm":
         from lfi.bench_grid import _sbibm
@@ -216,7 +245,7 @@ def _bench(args: argparse.Namespace) -> int:
         num_samples=args.samples,
         progress=not args.quiet,
         **dict(args.option),
-        **({"ensemble": args.ensemble} if args.ensemble else {}),
+        **({"ensemble": args.ensemble} if args.ensemble is not None else {}),
     )
     print((Path(args.out) / "summary.md").read_text())
     print(f"{len(rows)} rows in {args.out}/results.csv; plot {args.out}/c2st.png")
@@ -232,9 +261,9 @@ def _bench_command(sub) -> None:
     b.add_argument("--observations", default="1-10", help="e.g. 1-10 or 1,3")
     b.add_argument("--out", default="lfi-bench")
     b.add_argument("--seed", type=int, default=0)
-    b.add_argument("--samples", type=int, default=10_000, help="posterior samples per C2ST")
+    b.add_argument("--samples", type=_positive, default=10_000, help="posterior samples per C2ST")
     b.add_argument("--option", type=_option, action="append", default=[], metavar="K=V")
-    b.add_argument("--ensemble", type=int, default=None, metavar="K",
+    b.add_argument("--ensemble", type=_positive, default=None, metavar="K",
                    help="ensembles of K members (same as --option ensemble=K)")  # fmt: skip
     b.add_argument("--quiet", action="store_true")
     b.set_defaults(func=_bench)
@@ -289,13 +318,15 @@ def _parser() -> argparse.ArgumentParser:
     def common(p, task_default=None):
         names = sorted([*METHODS, *SEQUENTIAL, *ABC_METHODS, *GOLD_METHODS])
         p.add_argument("--method", default="npe", choices=names)
-        p.add_argument("--rounds", type=int, default=None, help="rounds (sequential methods)")
-        p.add_argument("--ensemble", type=int, default=None, metavar="K",
+        p.add_argument("--rounds", type=_positive, default=None, help="rounds (sequential methods)")
+        p.add_argument("--ensemble", type=_positive, default=None, metavar="K",
                        help="train K members and sample their mixture")  # fmt: skip
-        p.add_argument("--simulations", type=int, default=10_000)
+        p.add_argument("--simulations", type=_positive, default=10_000)
         p.add_argument("--observation", type=int, default=1, help="observation number, 1-10")
         p.add_argument("--seed", type=int, default=0)
-        p.add_argument("--samples", type=int, default=10_000, help="posterior samples to draw")
+        p.add_argument(
+            "--samples", type=_positive, default=10_000, help="posterior samples to draw"
+        )
         p.add_argument("--no-c2st", action="store_true", help="skip scoring against the reference")
         p.add_argument("--quiet", action="store_true", help="no progress bars")
 
@@ -321,7 +352,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return args.func(args)
-    except (ValueError, TypeError, FileNotFoundError) as exc:
+    except (ValueError, TypeError, OSError) as exc:  # OSError: e.g. an unwritable --out
         print(f"lfi: error: {exc}", file=sys.stderr)
         return 2
 

@@ -120,7 +120,13 @@ class SimulationStore:
         if not meta.is_file():
             raise FileNotFoundError(f"path: {str(path)!r} is not an lfi simulation store")
         self.provenance: dict[str, Any] = json.loads(meta.read_text())
-        self._group = zarr.open_group(self.path / "data", mode="a")
+        if not (self.path / "data" / "zarr.json").is_file():  # opening must not create it
+            if (self.path / "data").is_dir():
+                raise ValueError(
+                    f"store: {str(path)!r} is not a zarr v3 group as lfi writes; refusing it"
+                )
+            raise FileNotFoundError(f"path: {str(path)!r} has no simulation data (data/zarr.json)")
+        self._group = zarr.open_group(self.path / "data", mode="r+")
         _check_arrays(self._group, self.path)
 
     # -- creation ---------------------------------------------------------------------------
