@@ -74,6 +74,18 @@ def test_save_load_round_trip(fitted, tmp_path):
     probe = np.asarray(PRIOR.sample(8, seed=3))
     np.testing.assert_allclose(back.log_prob(probe, x=X_O), post.log_prob(probe, x=X_O), 1e-6)
     np.testing.assert_array_equal(_sample(back, 64, X_O, 2), _sample(post, 64, X_O, 2))
+    # the header names the libraries; a damaged file (a key missing) is a clear error
+    from lfi.posteriors.io import read_archive, write_archive
+
+    config, arrays = read_archive(path)
+    assert set(config["libraries"]) == {"lfi", "equinox", "flowjax", "jax"}
+    config = {k: v for k, v in config.items() if k not in ("format", "version", "prior")}
+    write_archive(tmp_path / "damaged.lfi", config, arrays)
+    with pytest.raises(ValueError, match="not a valid .* file"):
+        lfi.load(str(tmp_path / "damaged.lfi"))
+    with pytest.raises(TypeError):  # not JSON: no file is left behind
+        write_archive(tmp_path / "bad.lfi", {"n": np.int64(3)}, arrays)
+    assert not list(tmp_path.glob("bad.lfi*"))
 
 
 def test_nan_rows_are_dropped_with_a_count(fitted, data):

@@ -162,4 +162,9 @@ def load(path: str) -> Any:
     kind = config.get("class")
     if kind not in _LOADERS:
         raise ValueError(f"path: unknown model class {kind!r}; known: {sorted(_LOADERS)}")
-    return _LOADERS[kind](path)
+    try:
+        return _LOADERS[kind](path)
+    except (KeyError, TypeError, AttributeError, IndexError) as exc:  # a damaged or foreign file
+        raise ValueError(
+            f"path: {str(path)!r} is not a valid {kind} file ({type(exc).__name__}: {exc})"
+        ) from exc

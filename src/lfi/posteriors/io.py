@@ -58,14 +58,28 @@ def write_archive(path: str | Path, config: dict[str, Any], arrays: dict[str, np
     """Write ``config`` (JSON-able) and named arrays to one zip file."""
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
-    header = {"format": FORMAT, "version": VERSION, **config}
+    header = {"format": FORMAT, "version": VERSION, "libraries": _versions(), **config}
+    text = json.dumps(header, indent=1)  # before any file exists: a bad config leaves none
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as zf:
-        zf.writestr("config.json", json.dumps(header, indent=1))
+        zf.writestr("config.json", text)
         zf.writestr("arrays.npz", buffer.getvalue())
     tmp.replace(path)
+
+
+def _versions() -> dict[str, str]:
+    """The versions of the libraries whose modules define a saved model's array layout."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {}
+    for name in ("lfi", "equinox", "flowjax", "jax"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:  # pragma: no cover - a source checkout without metadata
+            out[name] = "unknown"
+    return out
 
 
 def read_archive(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
@@ -79,8 +93,10 @@ def read_archive(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray
             raw = zf.read("arrays.npz")
     except (zipfile.BadZipFile, KeyError) as exc:
         raise ValueError(f"path: {str(path)!r} is not an lfi model file ({exc})") from None
-    if config.get("format") != FORMAT:
+    if not isinstance(config, dict) or config.get("format") != FORMAT:
         raise ValueError(f"path: {str(path)!r} is not an lfi model file")
+    if not isinstance(config.get("version", 0), int):
+        raise ValueError(f"path: {str(path)!r} has a damaged header")
     if config.get("version", 0) > VERSION:
         raise ValueError(f"path: file version {config['version']} is newer than this lfi")
     with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
