@@ -43,6 +43,7 @@ import optax
 import paramax
 from tqdm.auto import tqdm
 
+from lfi._checks import integer
 from lfi._rng import Seed, as_key
 
 __all__ = ["BlockSource", "History", "fit"]
@@ -352,8 +353,7 @@ def fit(
 def _check_options(batch_size, learning_rate, max_epochs, patience, lr_decays, lr_factor):
     for name, value, low in (("batch_size", batch_size, 1), ("max_epochs", max_epochs, 0),
                              ("patience", patience, 0), ("lr_decays", lr_decays, 0)):  # fmt: skip
-        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
-            raise ValueError(f"{name}: expected an integer >= {low}, got {value!r}")
+        integer(value, name, low)
     if not (isinstance(learning_rate, numbers.Real) and learning_rate > 0):
         raise ValueError(f"learning_rate: expected a number > 0, got {learning_rate!r}")
     if not (isinstance(lr_factor, numbers.Real) and 0 < lr_factor < 1):

@@ -38,6 +38,7 @@ import numpy as np
 import paramax
 from flowjax.distributions import Normal
 
+from lfi._checks import integer
 from lfi._rng import Seed, as_key
 from lfi.methods.npe import check_training_data
 from lfi.nets.embeddings import embed
@@ -99,13 +100,7 @@ def recalibrate(
         )
     if kind not in ("latent", "hpd"):
         raise ValueError(f"kind: expected 'latent' or 'hpd', got {kind!r}")
-    if isinstance(knots, bool) or not (isinstance(knots, (int, np.integer)) and knots >= 1):
-        raise ValueError(f"knots: expected a positive integer, got {knots!r}")
-    knots = int(knots)
-    if isinstance(num_samples, bool) or not (
-        isinstance(num_samples, (int, np.integer)) and num_samples >= 10
-    ):
-        raise ValueError(f"num_samples: expected an integer >= 10, got {num_samples!r}")
+    knots, num_samples = integer(knots, "knots"), integer(num_samples, "num_samples", 10)
     if kind == "latent":
         base = radial_base(latent_radii(posterior, theta, x), posterior.prior.dim, knots)
         info: dict[str, Any] = {"kind": kind, "knots": knots}

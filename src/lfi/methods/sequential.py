@@ -28,13 +28,13 @@ round k−1 at x_o, all simulations so far are pooled, and a fresh estimator is 
 
 from __future__ import annotations
 
-import numbers
 from collections.abc import Callable
 from typing import Any
 
 import jax
 import numpy as np
 
+from lfi._checks import integer
 from lfi._rng import Seed, as_key, numpy_rng
 from lfi.methods.nle import NLE
 from lfi.methods.npe import NPE
@@ -124,11 +124,7 @@ def sequential(
     name = str(method).lower()
     if name not in SEQUENTIAL:
         raise ValueError(f"method: expected one of {sorted(SEQUENTIAL)}, got {method!r}")
-    if isinstance(num_rounds, bool) or not isinstance(num_rounds, numbers.Integral):
-        raise ValueError(f"num_rounds: expected a positive integer, got {num_rounds!r}")
-    num_rounds = int(num_rounds)
-    if num_rounds < 1:
-        raise ValueError(f"num_rounds: expected a positive integer, got {num_rounds!r}")
+    num_rounds = integer(num_rounds, "num_rounds")
     if not 0.0 < float(truncation) < 1.0:
         raise ValueError(f"truncation: expected a mass in (0, 1), got {truncation!r}")
     if name == "snpe":

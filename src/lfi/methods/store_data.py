@@ -25,6 +25,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from lfi._checks import integer
 from lfi._rng import Seed, as_key
 from lfi.posteriors.direct import Standardizer
 from lfi.priors import Prior
@@ -50,12 +51,7 @@ class StoreBlocks(BlockSource):
             raise ValueError(
                 f"validation_fraction: expected a value in (0, 1), got {validation_fraction}"
             )
-        if (
-            isinstance(block_rows, bool)
-            or not isinstance(block_rows, (int, np.integer))
-            or (block_rows < 1)
-        ):
-            raise ValueError(f"block_rows: expected a positive integer, got {block_rows!r}")
+        block_rows = integer(block_rows, "block_rows")
         if store.provenance["dim_theta"] != prior.dim:
             raise ValueError(
                 f"prior: the store holds {store.provenance['dim_theta']}-d θ, the prior is "
