@@ -105,3 +105,35 @@ def test_calibration_plots_are_written(test_set, tmp_path):
         fig = sbc_ranks(ranks, path=b)
         assert a.stat().st_size > 5000 and b.stat().st_size > 5000
         assert len(fig.axes) == 10
+
+
+class _Flat:
+    """θ ~ U(0, 1), x = 1[θ > 1/2]: the exact posterior is uniform on the half x points to, a
+    flat density (every draw ties with θ*) that a rank without tie-breaking calls covered."""
+
+    dim_theta = 1
+
+    def sample(self, n, x, seed):
+        return 0.5 * (np.asarray(x).ravel()[0] + np.random.default_rng(seed).uniform(size=(n, 1)))
+
+    def log_prob(self, theta, x):
+        return np.zeros(len(theta))
+
+
+def test_ties_are_broken_at_random_in_coverage_and_sbc():
+    rng = np.random.default_rng(5)
+    theta = rng.uniform(size=(400, 1))
+    x = (theta > 0.5).astype(float)
+    flat = expected_coverage(_Flat(), theta, x, levels=(0.1, 0.5, 0.9), num_samples=50)
+    # exact posterior: coverage = levels within 4 binomial sd over 400 tests (was 1.0 at all)
+    assert np.all(np.abs(flat.coverage - flat.levels) <= 4 * flat.stderr()), flat.coverage
+
+    class Discrete:  # θ uniform on {0, 1, 2}, x uninformative: the posterior is the prior
+        dim_theta = 1
+
+        def sample(self, n, x, seed):
+            return np.random.default_rng(seed).integers(0, 3, (n, 1)).astype(float)
+
+    theta_d = rng.integers(0, 3, (400, 1)).astype(float)
+    ranks = sbc(Discrete(), theta_d, np.zeros((400, 1)), num_samples=20, bins=5)
+    assert ranks.passed(0.01), ranks.pvalues  # without tie-breaking: p ~ 1e-110

@@ -502,3 +502,15 @@ def test_sally_and_sallino_grid_posteriors_match_the_exact_one(projected):
     mean = lambda p: np.exp(p.log_mass) @ p.centres  # noqa: E731
     assert np.all(np.abs(mean(post) - mean(exact)) < 0.05), (mean(post), mean(exact))
     assert post.info["num_simulations"] == 441_000 + (1000 if projected else 0)
+
+
+def test_sally_summary_of_one_observation_is_one_row():
+    prior = lfi.BoxUniform([-1.5, -1.5], [1.5, 1.5])
+    x = np.random.default_rng(0).standard_normal((200, 2)).astype(np.float32)
+    sally = lfi.SALLY(prior, [0.0, 0.0], max_epochs=1, progress=False)
+    sally = sally.fit(lfi.GoldData(np.zeros((200, 2), np.float32), x, x), seed=0)
+    one = np.asarray(sally.summary(x[0]))  # (dx,): one observation, not dx observations
+    np.testing.assert_allclose(one, np.asarray(sally.summary(x[:1])))
+    assert one.shape == (1, 2) and np.asarray(sally.sallino(x[0], [1.0, 0.0])).shape == (1,)
+    with pytest.raises(ValueError, match="x: expected shape"):
+        sally.summary(np.zeros((4, 3)))

@@ -139,3 +139,18 @@ def test_numpy_sample_is_none_where_a_part_has_no_numpy_path():
     joint = lfi.Independent([lfi.BoxUniform(0.0, 1.0), _UserPrior()])
     assert joint.numpy_sample(np.random.default_rng(0), 10) is None
     assert joint.sample(10, seed=0).shape == (10, 2)  # the JAX path still works
+
+
+def test_lognormal_log_det_is_minus_inf_beyond_the_clip():
+    # from_unconstrained clips u to [-87, 88]; beyond, θ stops moving, so a log-det growing with u
+    # would give the u-space target infinite mass (NUTS chains ran off to u ~ 1e13)
+    prior = lfi.LogNormal(0.0, 40.0)
+    target = lambda u: (
+        prior.log_prob(prior.from_unconstrained(u))
+        + (  # noqa: E731
+            prior.log_det_from_unconstrained(u)
+        )
+    )
+    assert np.isfinite(float(target(jnp.array([50.0]))))
+    assert float(target(jnp.array([100.0]))) == -np.inf
+    assert float(target(jnp.array([-100.0]))) == -np.inf

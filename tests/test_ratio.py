@@ -227,3 +227,13 @@ def test_carl_save_load_seeds_and_errors(carl, tmp_path):
         model.mle([np.nan, 0.0])
     with pytest.raises(ValueError, match="num_starts"):
         model.mle([0.0, 0.0], num_starts=0)
+
+
+def test_carl_mle_stays_within_the_training_box(carl):
+    # an observation far beyond the training θ: the network's logit keeps growing outside the
+    # box it was fitted on, so the climb must stop at the box (it ran on to the prior's clip)
+    model, _ = carl
+    mle = model.mle(np.array([20.0, -20.0]), seed=0)
+    u = np.asarray(model.prior.to_unconstrained(mle))
+    low, high = (np.asarray(b) for b in model.theta_box)
+    assert np.all(u >= low - 1e-4) and np.all(u <= high + 1e-4), (u, low, high)

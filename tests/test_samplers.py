@@ -108,6 +108,16 @@ def test_rhat_and_ess_against_closed_forms():
     assert float(rhat(x)) < 1.01
 
 
+def test_ess_of_short_chains_equals_arviz():
+    # lfi's default IMH runs 50 chains; with 20 draws each the lag-0 autocorrelation must be 1
+    # exactly (it came out 1 - 1/n and the ESS of iid draws 1.33x ArviZ's)
+    az = pytest.importorskip("arviz")
+    rng = np.random.default_rng(0)
+    for _ in range(5):
+        x = rng.normal(size=(50, 20, 1))
+        np.testing.assert_allclose(ess(x)[0], az.ess(x[..., 0], method="bulk"), rtol=1e-6)
+
+
 def gauss_1d(p, u):
     return -0.5 * jnp.sum(((u - p[0]) / p[1]) ** 2)  # unnormalised N(mu, s²)
 

@@ -136,3 +136,34 @@ def test_predictive_check_ties_invalid_runs_and_errors():
         predictive_check(x_pred, [1.0, 2.0])
     with pytest.raises(ValueError, match="x_o: give"):
         posterior_predictive(Gaussian(), TASK.simulator)
+
+
+def test_predictive_check_distance_pvalue_is_uniform_in_many_dimensions():
+    # x_o from the draws' own law, dx = 100 against n = 200 draws: the p-value must be uniform
+    # (fitted on the draws alone, the distance test rejected 99.5% of these at 1%)
+    rng = np.random.default_rng(0)
+    p = [
+        predictive_check(rng.standard_normal((200, 100)), rng.standard_normal(100)).distance_pvalue
+        for _ in range(200)
+    ]
+    # P(p <= 0.05) = 0.05 exactly; 4 binomial sd over 200 repetitions: 0.062
+    assert abs(np.mean(np.asarray(p) <= 0.05) - 0.05) <= 0.062, np.mean(np.asarray(p) <= 0.05)
+
+
+def test_tarp_checks_theta_and_references(test_set):
+    theta, x = (np.asarray(a, np.float64) for a in test_set)
+    exact = Gaussian().sample_batched(100, x, seed=0)
+    with pytest.raises(ValueError, match="theta: expected"):
+        tarp(exact, theta.T)
+    with pytest.raises(ValueError, match="references: expected finite"):
+        tarp(exact, theta, references=np.full(theta.shape[1], np.nan))
+    with pytest.raises(ValueError, match="references: expected"):
+        tarp(exact, theta, references=np.zeros((3, theta.shape[1])))
+    # a pair left out (NaN in θ*) leaves out its own reference point too: the others stay aligned
+    refs = np.random.default_rng(2).uniform(-1, 1, theta.shape)
+    theta_nan = theta.copy()
+    theta_nan[0] = np.nan
+    with pytest.warns(UserWarning, match="left out 1"):
+        dropped = tarp(exact, theta_nan, references=refs, seed=3)
+    kept = tarp(exact[1:], theta[1:], references=refs[1:], seed=3)
+    assert np.allclose(dropped.f, kept.f)

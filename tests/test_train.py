@@ -168,6 +168,25 @@ def test_a_resumed_training_equals_an_uninterrupted_one(tmp_path):
         assert "meta" in f.files
 
 
+def test_a_checkpoint_is_refused_by_a_loss_of_the_same_factory_with_other_settings(tmp_path):
+    # losses built by one factory (gold_loss(method, alpha), scandal_loss(alpha)) share a name:
+    # the values they close over are part of the fingerprint too
+    def make_loss(weight):
+        def loss(model, batch, key):
+            return weight * mse(model, batch, key)
+
+        return loss
+
+    x, y = _problem()
+    model = eqx.nn.MLP(1, 1, 8, 1, key=jax.random.key(0))
+    opts = dict(seed=0, batch_size=32, max_epochs=2, progress=False)
+    ck = tmp_path / "ck.npz"
+    fit(model, make_loss(1.0), (x, y), checkpoint=ck, **opts)
+    fit(model, make_loss(1.0), (x, y), checkpoint=ck, **opts)  # the same settings resume
+    with pytest.raises(ValueError, match="checkpoint"):
+        fit(model, make_loss(2.0), (x, y), checkpoint=ck, **opts)
+
+
 def test_infer_with_a_store_resumes_the_campaign_and_trains(tmp_path):
     import lfi
 

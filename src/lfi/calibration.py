@@ -73,8 +73,9 @@ def _one(posterior: Any, i: int) -> Any:
     return posterior[i] if isinstance(posterior, Sequence) else posterior
 
 
-def _test_set(posterior: Any, theta: Any, x: Any) -> tuple[np.ndarray, np.ndarray, Any]:
-    """Finite (θ*, x*) rows, and ``posterior`` (a per-pair sequence cut to the same rows)."""
+def _test_set(posterior: Any, theta: Any, x: Any, with_mask: bool = False) -> tuple:
+    """Finite (θ*, x*) rows, and ``posterior`` (a per-pair sequence cut to the same rows);
+    ``with_mask``: also the boolean mask of the rows kept."""
     theta, x = np.asarray(theta, np.float32), np.asarray(x, np.float32)
     theta = theta[:, None] if theta.ndim == 1 else theta
     x = x.reshape(len(x), -1) if x.ndim != 2 else x
@@ -97,7 +98,7 @@ def _test_set(posterior: Any, theta: Any, x: Any) -> tuple[np.ndarray, np.ndarra
         )
         if isinstance(posterior, Sequence):
             posterior = [p for p, keep in zip(posterior, ok) if keep]
-    return theta[ok], x[ok], posterior
+    return (theta[ok], x[ok], posterior) + ((ok,) if with_mask else ())
 
 
 def _finite(draws: np.ndarray, what: str) -> np.ndarray:
@@ -143,12 +144,13 @@ def sbc(
     num_samples = int(num_samples)
     if num_samples < 2 or bins < 2:
         raise ValueError(f"num_samples, bins: expected >= 2, got {num_samples}, {bins}")
-    ranks = np.stack(
-        [
-            np.sum(_draws(_one(posterior, i), num_samples, x[i], seed + i) < theta[i], axis=0)
-            for i in range(len(theta))
-        ]
-    )
+    rng = np.random.default_rng(seed)
+    ranks = []
+    for i in range(len(theta)):
+        draws = _draws(_one(posterior, i), num_samples, x[i], seed + i)
+        below, ties = np.sum(draws < theta[i], 0), np.sum(draws == theta[i], 0)
+        ranks.append(below + rng.integers(0, ties + 1))  # ties at a random place (discrete θ)
+    ranks = np.stack(ranks)
     bins = min(int(bins), num_samples + 1)
     which = np.arange(num_samples + 1) * bins // (num_samples + 1)  # rank value -> bin
     expected = np.bincount(which, minlength=bins) * len(theta) / (num_samples + 1)
@@ -210,20 +212,25 @@ def expected_coverage(
     seed: int = 0,
 ) -> CoverageResult:
     """Expected coverage of the posterior's highest-density regions on test pairs (θ*, x*):
-    θ* lies in the α-HPD region when at most a fraction α of ``num_samples`` draws have a higher
-    ``log_prob`` (unnormalised is fine). A calibrated posterior covers α of the θ*."""
+    θ* lies in the α-HPD region when its level a = (#{higher} + U·(1 + #{equal})) / (n + 1) is at
+    most α, with #{higher} the number of the n = ``num_samples`` draws whose ``log_prob``
+    (unnormalised is fine) is higher than θ*'s, #{equal} as high, U ~ U(0, 1): a is exactly
+    U(0, 1) for a calibrated posterior, which therefore covers α of the θ* (without U, n draws
+    would add up to 1/n of coverage, and flat densities, all ties, would cover every θ*)."""
     theta, x, posterior = _test_set(posterior, theta, x)
     levels = np.atleast_1d(np.asarray(levels, np.float64))
     if np.any((levels <= 0) | (levels >= 1)):
         raise ValueError(f"levels: expected values in (0, 1), got {levels.tolist()}")
     alphas = np.empty(len(theta))
+    u = np.random.default_rng(seed).uniform(size=len(theta))
     for i in range(len(theta)):
         post = _one(posterior, i)
         draws = _draws(post, num_samples, x[i], seed + i)
         lp = np.asarray(post.log_prob(np.concatenate([theta[i : i + 1], draws]), x=x[i]))
         if np.isnan(lp).any() or lp[0] == np.inf:  # NaN at θ* would count it covered
             raise ValueError(f"posterior: log_prob is NaN (or +inf at θ*) at test pair {i}")
-        alphas[i] = np.mean(lp[1:] > lp[0])
+        higher, ties = np.sum(lp[1:] > lp[0]), np.sum(lp[1:] == lp[0])
+        alphas[i] = (higher + u[i] * (1 + ties)) / (num_samples + 1)
     coverage = np.array([np.mean(alphas <= lv) for lv in levels])
     return CoverageResult(levels, coverage, alphas)
 
@@ -302,7 +309,12 @@ def tarp(
     rng = np.random.default_rng(seed)
     if isinstance(posterior, np.ndarray) or hasattr(posterior, "__array__"):
         draws = np.asarray(posterior, np.float64)
-        theta = np.asarray(theta, np.float64).reshape(len(draws), -1)
+        theta = np.asarray(theta, np.float64)
+        theta = theta[:, None] if theta.ndim == 1 else theta
+        if theta.ndim != 2 or len(theta) != len(draws):
+            raise ValueError(
+                f"theta: expected ({len(draws)}, dθ), one row per set of draws, got {theta.shape}"
+            )
         if draws.ndim != 3 or draws.shape[2] != theta.shape[1] or draws.shape[1] < 1:
             raise ValueError(
                 f"posterior: draws of shape (N, n, dθ) matching theta {theta.shape}, "
@@ -319,7 +331,7 @@ def tarp(
     else:
         if x is None:
             raise ValueError("x: give the test observations (or the draws as `posterior`)")
-        theta, x, posterior = _test_set(posterior, theta, x)
+        theta, x, posterior, ok = _test_set(posterior, theta, x, with_mask=True)
         draws = _all_draws(posterior, int(num_samples), x, seed)
         theta = theta.astype(np.float64)
     n_pairs, n, dim = draws.shape
@@ -329,7 +341,13 @@ def tarp(
     if references is None:
         refs = rng.uniform(low, high, (n_pairs, dim))
     else:
-        refs = np.broadcast_to(np.asarray(references, np.float64), (n_pairs, dim))
+        refs = np.asarray(references, np.float64)
+        if refs.shape not in ((dim,), (len(ok), dim)) or not np.all(np.isfinite(refs)):
+            raise ValueError(
+                f"references: expected finite values of shape ({dim},) or ({len(ok)}, {dim}), "
+                f"got {refs.shape}" + ("" if np.all(np.isfinite(refs)) else " with NaN/inf")
+            )
+        refs = np.broadcast_to(refs if refs.ndim == 1 else refs[ok], (n_pairs, dim))
     scale = np.where(theta.std(0) > 0, theta.std(0), 1.0) if norm else np.ones(dim)
     d_true = np.linalg.norm((theta - refs) / scale, axis=-1)
     d_draw = np.linalg.norm((draws - refs[:, None]) / scale, axis=-1)

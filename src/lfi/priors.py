@@ -297,7 +297,10 @@ class LogNormal(_Base):
         return jnp.exp(jnp.clip(jnp.asarray(u, dtype=jnp.float32), -87.0, 88.0))
 
     def log_det_from_unconstrained(self, u: Any) -> jax.Array:
-        return jnp.sum(jnp.asarray(u, dtype=jnp.float32), axis=-1)
+        # -inf beyond the clip of from_unconstrained: there θ no longer moves with u, and a
+        # log-det growing with u would give the u-space target infinite mass (chains run off)
+        u = jnp.asarray(u, dtype=jnp.float32)
+        return jnp.sum(jnp.where((u >= -87.0) & (u <= 88.0), u, -jnp.inf), axis=-1)
 
     def to_config(self) -> dict:
         return {"type": "LogNormal", "loc": _list(self.loc), "scale": _list(self.scale)}

@@ -455,6 +455,7 @@ def ess(samples: Any) -> np.ndarray:
     var_plus = within * (n - 1) / n + flat.mean(1).var(0, ddof=1)
     with np.errstate(invalid="ignore", divide="ignore"):
         rho = 1 - (within - acov.mean(0)) / var_plus  # (n, k)
+    rho[0] = 1.0  # by definition (Stan, ArviZ); the formula gives 1 − 1/n: short chains' ESS up
     out = np.empty(rho.shape[1])
     for j in range(rho.shape[1]):
         r = rho[:, j]

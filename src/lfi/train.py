@@ -23,6 +23,7 @@ processes start fast.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -369,7 +370,7 @@ def _fingerprint(arrays, train, val, key, batch_size, loss, options) -> str:
     h.update(str(treedef).encode())
     h.update(str([(a.shape, str(a.dtype)) for a in leaves]).encode())
     h.update(np.asarray(jax.random.key_data(key)).tobytes())
-    h.update(str((batch_size, getattr(loss, "__qualname__", repr(loss)))).encode())
+    h.update(str((batch_size, _describe(loss))).encode())
     h.update(repr(tuple(None if v is None else float(v) for v in options)).encode())
     for a in val:
         h.update(np.asarray(a).tobytes())
@@ -380,6 +381,35 @@ def _fingerprint(arrays, train, val, key, batch_size, loss, options) -> str:
     else:
         h.update(str(train.num_train).encode())
     return h.hexdigest()
+
+
+def _describe(obj: Any, depth: int = 0) -> str:
+    """A stable description of a loss for the checkpoint fingerprint: its name and, for a
+    closure made by a factory (``gold_loss(method, alpha)``), the values it closes over, so that
+    two losses of one factory with other settings do not share checkpoints."""
+    if isinstance(obj, (bool, int, float, str, type(None))):
+        return repr(obj)
+    if depth > 4:
+        return type(obj).__name__
+    if isinstance(obj, (tuple, list)):
+        return "(" + ",".join(_describe(o, depth + 1) for o in obj) + ")"
+    if isinstance(obj, dict):
+        return "{" + ",".join(f"{k!r}:{_describe(v, depth + 1)}" for k, v in obj.items()) + "}"
+    if isinstance(obj, functools.partial):
+        parts = (obj.func, obj.args, dict(sorted(obj.keywords.items())))
+        return "partial" + _describe(parts, depth + 1)
+    if isinstance(obj, (np.ndarray, jax.Array)):
+        a = np.asarray(obj)
+        return f"array{a.shape}{a.dtype}:{hashlib.sha256(a.tobytes()).hexdigest()[:16]}"
+    if callable(obj) and hasattr(obj, "__qualname__"):
+        values = []
+        for cell in getattr(obj, "__closure__", None) or ():
+            try:
+                values.append(_describe(cell.cell_contents, depth + 1))
+            except ValueError:  # an empty cell
+                values.append("?")
+        return f"{obj.__module__}.{obj.__qualname__}[{','.join(values)}]"
+    return type(obj).__name__
 
 
 class _Checkpoint:

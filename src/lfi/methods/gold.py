@@ -384,10 +384,16 @@ class SALLY:
         return out
 
     def summary(self, x: Any) -> jax.Array:
-        """t̂(x): shape (n, dθ) for x of shape (n, dx)."""
+        """t̂(x): shape (n, dθ) for x of shape (n, dx) (one observation (dx,) gives (1, dθ))."""
         if self.model is None:
             raise RuntimeError("SALLY: not fitted yet; call .fit first")
-        arr = jnp.asarray(np.asarray(x, np.float32).reshape(len(x), -1))
+        dx = int(self.stand.x_mean.shape[0])
+        arr = np.asarray(x, np.float32)
+        if arr.ndim <= 1 and (dx == 1 or arr.size == dx):  # n scalars, or one observation
+            arr = arr.reshape(-1, dx)
+        if arr.ndim != 2 or arr.shape[1] != dx:
+            raise ValueError(f"x: expected shape (n, {dx}) or ({dx},), got {np.shape(x)}")
+        arr = jnp.asarray(arr)
         return jax.vmap(paramax.unwrap(self.model))(self.stand.z_x(arr))
 
     def sallino(self, x: Any, theta: Any) -> jax.Array:

@@ -221,8 +221,10 @@ def _carl_logits(net, stand, prior, trials, theta):
 
 
 @eqx.filter_jit
-def _climb(net, stand, trials, z0, steps, learning_rate):
-    """Adam on −Σ_trials logit in standardised unconstrained space, all starts at once."""
+def _climb(net, stand, trials, z0, steps, learning_rate, z_low, z_high):
+    """Adam on −Σ_trials logit in standardised unconstrained space, all starts at once, each
+    step projected back into [z_low, z_high] (the training θ's box: beyond it the network
+    extrapolates, and a ReLU logit grows without bound)."""
     net = paramax.unwrap(net)
     opt = optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.01))
     grad = jax.vmap(jax.grad(lambda z: -_sum_logits(net, stand, trials, z)))
@@ -230,7 +232,8 @@ def _climb(net, stand, trials, z0, steps, learning_rate):
     def step(carry, _):
         z, state = carry
         updates, state = opt.update(grad(z), state)
-        return (optax.apply_updates(z, updates), state), None
+        z = jnp.clip(optax.apply_updates(z, updates), z_low, z_high)
+        return (z, state), None
 
     (z, _), _ = jax.lax.scan(step, (z0, opt.init(z0)), None, length=steps)
     return z, jax.vmap(lambda zi: _sum_logits(net, stand, trials, zi))(z)
@@ -325,14 +328,23 @@ class CARL(_Estimator):
     ) -> jax.Array:
         """θ̂ = argmax_θ Σ_trials log r̂(x_i | θ): Adam (cosine-decayed ``learning_rate``) for
         ``steps`` from the best ``num_starts`` of ``num_init`` prior draws, in the prior's
-        standardised unconstrained space (the MLE does not depend on the parametrisation)."""
+        standardised unconstrained space (the MLE does not depend on the parametrisation),
+        within the training θ's box (``theta_box``), where r̂ was fitted."""
         trials = self._trials(x)
         if not 1 <= int(num_starts) <= int(num_init):
             raise ValueError(f"num_starts: expected 1..num_init ({num_init}), got {num_starts}")
         theta0 = self.prior.sample(int(num_init), seed=as_key(seed))
         best = jnp.argsort(-self.log_ratio(trials, theta0))[: int(num_starts)]
-        z0 = self.stand.z_theta(self.prior.to_unconstrained(theta0[best]))
-        z, value = _climb(self.net, self.stand, trials, z0, int(steps), float(learning_rate))
+        box = getattr(self, "theta_box", None)
+        z_low, z_high = (
+            (jnp.full(self.prior.dim, -jnp.inf), jnp.full(self.prior.dim, jnp.inf))
+            if box is None
+            else (self.stand.z_theta(jnp.asarray(b, jnp.float32)) for b in box)
+        )
+        z0 = jnp.clip(self.stand.z_theta(self.prior.to_unconstrained(theta0[best])), z_low, z_high)
+        z, value = _climb(
+            self.net, self.stand, trials, z0, int(steps), float(learning_rate), z_low, z_high
+        )
         u = z[jnp.argmax(value)] * self.stand.theta_std + self.stand.theta_mean
         return self.prior.from_unconstrained(u)
 

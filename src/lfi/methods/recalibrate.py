@@ -151,12 +151,15 @@ def hpd_scale(
 
 @eqx.filter_jit
 def _hpd_levels(flow, stand, prior, theta, x, key, m):
-    """Per pair: the fraction of m posterior draws at x_i denser than θ_i (its HPD level)."""
+    """Per pair: θ_i's HPD level among m posterior draws at x_i, (#{denser} + U·(1 + #{as
+    dense})) / (m + 1), U ~ U(0, 1): exactly uniform when calibrated (as expected_coverage)."""
     keys = jax.random.split(key, theta.shape[0])
 
     def one(k, t, xi):
-        draws = _sample(flow, stand, prior, k, xi, m)
+        k_draws, k_u = jax.random.split(k)
+        draws = _sample(flow, stand, prior, k_draws, xi, m)
         lp = _log_prob(flow, stand, prior, jnp.concatenate([t[None], draws]), xi)
-        return jnp.mean(lp[1:] > lp[0])
+        higher, ties = jnp.sum(lp[1:] > lp[0]), jnp.sum(lp[1:] == lp[0])
+        return (higher + jax.random.uniform(k_u) * (1 + ties)) / (m + 1)
 
     return jax.lax.map(lambda a: one(*a), (keys, theta, x), batch_size=64)
