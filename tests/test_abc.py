@@ -117,6 +117,25 @@ def test_invalid_simulations_are_counted_and_never_accepted():
         post = RejectionABC(PRIOR, num_accept=100).fit(theta, x, x_o=[X_O])
     assert post.info["num_invalid"] == 500 and post.info["num_accepted"] == 100
     assert np.isfinite(post.particles).all()
+    # not even at eps = inf (their distance is +inf, and inf <= inf)
+    with pytest.warns(UserWarning, match="500 of 5000"):
+        everything = RejectionABC(PRIOR, eps=np.inf).fit(theta, x, x_o=[X_O])
+    assert everything.info["num_accepted"] == 4500
+
+
+def test_a_summary_of_shape_n_works_for_x_o_too_and_smc_counts_every_round():
+    theta, x = lfi.simulate(simulator, PRIOR, 2000, seed=0, progress=False)
+    flat = RejectionABC(PRIOR, summary=lambda a: a[:, 0], num_accept=50).fit(theta, x, x_o=[X_O])
+    kept = RejectionABC(PRIOR, summary=lambda a: a[:, :1], num_accept=50).fit(theta, x, x_o=[X_O])
+    np.testing.assert_array_equal(flat.particles, kept.particles)
+    for budget in (1500, 1700, 2100):  # 1700: a last round abandoned with under half accepted
+        post = smc_abc(simulator, PRIOR, [X_O], budget, seed=0, population_size=200,
+                       progress=False)  # fmt: skip
+        info = post.info
+        assert (
+            sum(info["simulations_per_round"]) + info["simulations_discarded"]
+            == (info["num_simulations"])
+        ), info
 
 
 def test_particle_posterior_support_and_round_trip(tmp_path):

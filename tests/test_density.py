@@ -105,3 +105,14 @@ def test_grid_of_an_unbounded_prior_warns_when_mass_reaches_its_edge():
         warnings.simplefilter("error")
         GridPosterior(prior, edges, near, x_o=[0.0])
         GridPosterior(PRIOR, [np.linspace(-2, 2, 31)], np.linspace(0, 30, 30), x_o=[0.0])
+
+
+def test_grid_posterior_upper_edge_is_inside():
+    prior = lfi.BoxUniform([-3.0], [3.0])
+
+    def sim(theta, rng):
+        return theta + 0.5 * rng.standard_normal(theta.shape)
+
+    post = grid_posterior(sim, prior, [2.9], grid_size=20, per_point=50, seed=0, progress=False)
+    lp = post.log_prob([[3.0], [2.9999], [3.0001]])
+    assert np.isfinite(lp[0]) and lp[0] == lp[1] and lp[2] == -np.inf  # high is in the support

@@ -53,7 +53,7 @@ def _summaries(summary: Callable | None, x: np.ndarray, name: str = "x") -> np.n
     if summary is None:
         return x.reshape(len(x), -1)
     s = np.asarray(summary(x), np.float64)
-    if s.ndim == 1 and len(x) > 1 and s.shape[0] == len(x):
+    if s.ndim == 1 and s.shape[0] == len(x):  # one summary per row (a single row included)
         s = s[:, None]
     if s.ndim != 2 or s.shape[0] != len(x):
         raise ValueError(
@@ -195,7 +195,7 @@ class RejectionABC:
         order = np.argsort(d, kind="stable")
         if self.eps is not None:
             eps = float(self.eps)
-            keep = np.flatnonzero(d <= eps)
+            keep = np.flatnonzero(valid & (d <= eps))  # invalid rows never, even at eps = inf
             if keep.size == 0:
                 raise ValueError(
                     f"eps: {eps:g} accepts none of the {len(d)} simulations (smallest distance "
@@ -326,7 +326,7 @@ def smc_abc(
     spent, invalid = m0, int((~valid).sum())
     order = np.argsort(d, kind="stable")[: min(n, int(valid.sum()))]
     pop, dpop, w = theta[order], d[order], np.full(len(order), 1.0 / len(order))
-    eps_hist, sims_hist = [float(dpop.max())], [m0]
+    eps_hist, sims_hist, discarded = [float(dpop.max())], [m0], 0
     while spent < num_simulations:
         eps = float(np.quantile(dpop, alpha))
         chols = _kernel_chols(pop, w, kernel, max(1, int(neighbours * len(pop))))
@@ -349,6 +349,7 @@ def smc_abc(
         got = sum(len(t) for t in new_t)
         complete = got >= n
         if not complete and got < n // 2:
+            discarded = round_sims  # simulated, but too few accepted for a population
             break
         cand, cand_d = np.concatenate(new_t)[:n], np.concatenate(new_d)[:n]
         # w_i ∝ p(θ_i) / Σ_j w_j N(θ_i; θ_j, 2Σ)
@@ -370,6 +371,7 @@ def smc_abc(
         "eps": eps_hist[-1],
         "eps_per_round": eps_hist,
         "simulations_per_round": sims_hist,
+        "simulations_discarded": int(discarded),  # of a last round abandoned (< half accepted)
         "population_size": len(pop),
     }
     return ParticlePosterior(prior, pop, w, x_o=x_o, info=info, kde=kde)

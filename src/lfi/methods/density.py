@@ -159,7 +159,7 @@ class GridPosterior:
         idx, inside = np.zeros(len(flat), int), np.ones(len(flat), bool)
         for d, e in enumerate(self.edges):
             k = np.searchsorted(e, flat[:, d], side="right") - 1
-            inside &= (k >= 0) & (k < len(e) - 1)
+            inside &= (flat[:, d] >= e[0]) & (flat[:, d] <= e[-1])  # the upper edge is inside
             idx = idx * (len(e) - 1) + np.clip(k, 0, len(e) - 2)
         out = np.where(inside, self.log_mass[idx] - math.log(self._cell_volume), -np.inf)
         return out.reshape(theta.shape[:-1])
