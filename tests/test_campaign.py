@@ -210,6 +210,14 @@ def test_a_hanging_simulation_times_out_and_the_rest_go_on(tmp_path):
     assert all("TimeoutError" in e for e in store.errors().values())
 
 
+def test_a_timeout_keeps_per_sample_outputs_of_any_shape(tmp_path):
+    # each row runs in a child process; a (2, 2) output is one simulation of 4 values there too
+    sim = SimulatorRef(str(SIMS / "matrix_sim.py"))
+    store = run_campaign(sim, None, 3, tmp_path, seed=0, chunk_size=3, timeout=60.0,
+                         progress=False)  # fmt: skip
+    assert store.counts()["done"] == 3 and store.x.shape == (3, 4), store.errors()
+
+
 def test_jax_simulators_and_augmented_ones_run_as_campaigns(tmp_path):
     task = lfi.tasks.get("two_moons")
     a = run_campaign(task.simulator, task.prior, 300, tmp_path / "a", seed=1, chunk_size=128,
@@ -279,3 +287,13 @@ def test_a_global_rng_simulator_on_threaded_dask_workers_is_warned(tmp_path):
         with warnings.catch_warnings():
             warnings.simplefilter("error")
             run_campaign(own_rng, prior, 20, tmp_path / "b", **kw)
+    # two one-thread workers in one process (processes=False) share the generator too
+    with (
+        distributed.LocalCluster(
+            n_workers=2, threads_per_worker=1, processes=False, dashboard_address=None
+        ) as cluster,
+        distributed.Client(cluster) as client,
+    ):
+        with pytest.warns(UserWarning, match="not reproducible"):
+            run_campaign(global_rng, prior, 20, tmp_path / "c", chunk_size=10, executor=client,
+                         progress=False)  # fmt: skip

@@ -131,3 +131,38 @@ def test_bad_simulators_and_arguments():
         lfi.simulate(lambda theta: theta[:3], PRIOR, 10, progress=False)
     with pytest.raises(RuntimeError, match="JAX simulator"):
         lfi.simulate(lambda key, theta: jnp.zeros(3) + "a", PRIOR, 10, progress=False)
+
+
+def test_missing_returns_overflow_and_ragged_outputs_are_reported_with_their_reason():
+    theta = np.array([[0.2], [0.6], [0.8]], np.float32)
+
+    def no_return(theta):
+        theta * 2
+
+    with pytest.raises(TypeError, match="returned None"):
+        lfi.run_simulator(no_return, theta, progress=False)
+
+    def sometimes(theta_i):  # per-sample, forgets to return for θ <= 0.5
+        if theta_i[0] > 0.5:
+            return theta_i * 2
+
+    with pytest.warns(UserWarning, match="1 of 3"):
+        x, report = lfi.run_simulator(lfi.per_sample(sometimes), theta, progress=False)
+    assert report.num_raised == 1 and "returned None" in report.first_error
+
+    def big(theta):  # valid float64 values beyond float32's range: not "returned NaN/inf"
+        return np.where(theta > 0.7, 1e39, theta.astype(np.float64))
+
+    with pytest.warns(UserWarning, match="1 of 3"):
+        x, report = lfi.run_simulator(big, theta, progress=False)
+    assert report.num_raised == 1 and "float32" in report.first_error
+    np.testing.assert_allclose(x[:2, 0], [0.2, 0.6])
+
+    def ragged(theta_i):  # one row gives 3 values, the others 2: that row, not the run, fails
+        return np.zeros(3 if theta_i[0] > 0.7 else 2)
+
+    with pytest.warns(UserWarning, match="1 of 3"):
+        x, report = lfi.run_simulator(lfi.per_sample(ragged), theta, progress=False)
+    assert x.shape == (3, 2) and "returned 3 values, expected 2" in report.first_error
+    with pytest.raises(ValueError, match="chunk_size"):
+        lfi.run_simulator(big, theta, chunk_size=0, progress=False)

@@ -37,7 +37,7 @@ def test_resume_checks_the_campaign_identity_and_can_grow(tmp_path):
 
 def test_the_rng_scheme_is_part_of_the_identity(tmp_path):
     _create(tmp_path)
-    with pytest.raises(ValueError, match="rng"):  # a timeout seeds numpy per row, not per chunk
+    with pytest.raises(ValueError, match="timeout"):  # a timeout seeds numpy per row
         _create(tmp_path, rng="row")
     meta = tmp_path / "lfi_store.json"
     old = json.loads(meta.read_text())
@@ -45,6 +45,11 @@ def test_the_rng_scheme_is_part_of_the_identity(tmp_path):
     meta.write_text(json.dumps(old))
     with pytest.warns(UserWarning, match="older lfi"):
         _create(tmp_path)
+    # a timeout store of lfi before 2026-11-27 seeded global generators with 31 bits per row
+    old = json.loads(meta.read_text())
+    meta.write_text(json.dumps({**old, "rng": "row-key64"}))
+    with pytest.raises(ValueError, match="timeout: .*'row-key64'"):
+        _create(tmp_path, rng="row")
 
 
 def test_growing_reruns_a_partial_last_chunk(tmp_path):

@@ -52,7 +52,16 @@ from tqdm.auto import tqdm
 from lfi._rng import Seed, as_key
 from lfi.executors import DaskExecutor, InProcess, LocalPool, make_executor
 from lfi.priors import Prior
-from lfi.simulate import _as_output, _kind, _seed_globals, _takes_rng, _Wrapped, simulate_chunk
+from lfi.simulate import (
+    _as_output,
+    _kind,
+    _one_row,
+    _seed_globals,
+    _stack_rows,
+    _takes_rng,
+    _Wrapped,
+    simulate_chunk,
+)
 from lfi.store import DONE, FAILED, NONFINITE, SimulationStore
 
 __all__ = ["SimulatorRef", "chunk_theta", "resolve", "run_campaign", "run_chunk"]
@@ -146,11 +155,12 @@ def _timed_child(conn: Any, simulator: Any, theta: np.ndarray, words: list, star
         kwargs = {}
         if _takes_rng(fn):  # the chunk key's words and the row: no two rows share a stream
             kwargs["rng"] = np.random.default_rng([*words, i])
-        else:
-            _seed_globals((words[-1] + 7919 * i) % 2**31)
+        else:  # all the key's words and the row (a 31-bit seed per row would repeat)
+            _seed_globals([*words, i])
         try:
             arg = theta[i : i + 1] if kind == "batched" else theta[i]
-            conn.send(("ok", i, _as_output(fn(arg, **kwargs), 1, f"row {i}")[0]))
+            out = _one_row(fn(arg, **kwargs), kind == "batched")
+            conn.send(("ok", i, _as_output(out, 1, f"row {i}")[0]))
         except Exception as exc:  # noqa: BLE001 - sent back as the row's error
             conn.send(("error", i, f"{type(exc).__name__}: {exc}"))
     conn.close()
@@ -196,10 +206,8 @@ def _run_timed(simulator: Any, theta: np.ndarray, words: list, timeout: float) -
         proc.kill()
         proc.join()
         parent.close()
-    width = next((len(v) for v in rows.values()), 1)
-    x = np.stack([rows.get(j, np.full(width, np.nan, np.float32)) for j in range(n)])
     raised = np.array([j in errors for j in range(n)])
-    return x, raised, errors
+    return _stack_rows([rows.get(j) for j in range(n)], raised, errors)
 
 
 def run_chunk(
@@ -320,7 +328,9 @@ def run_campaign(
         simulator_version=version,
         augmented=augmented,
         theta_ref=ref,
-        rng="row" if timeout is not None and _kind(resolve(simulator)) != "jax" else "chunk",
+        rng="row"
+        if timeout is not None and _kind(resolve(simulator)) != "jax" and not augmented
+        else "chunk",
     )
     if verify:
         mine = [c for c in st.finished_chunks() if c % k_shard == i_shard]
@@ -397,13 +407,13 @@ def run_campaign(
 
 def _warn_shared_global_rng(fn: Any, threads: int) -> None:
     """A numpy simulator without an ``rng`` parameter draws from the global generator, which
-    the threads of one Dask worker share: two chunks running at once interleave its draws."""
+    the Dask threads of one process share: two chunks running at once interleave its draws."""
     inner = fn.fn if isinstance(fn, _Wrapped) else fn
     if threads > 1 and _kind(fn) != "jax" and not _takes_rng(inner):
         warnings.warn(
             f"simulator: it takes no `rng` argument, so it draws from numpy's (or torch's) global"
-            f" generator, and the Dask workers run up to {threads} threads each: chunks running"
-            " at once on a worker share that generator, so these simulations are not"
+            f" generator, and up to {threads} Dask worker threads share one process: chunks"
+            " running at once there share that generator, so these simulations are not"
             " reproducible from the seed. Give the simulator an `rng` parameter (lfi passes a"
             " seeded numpy Generator) or start the workers with one thread each (--nthreads 1)",
             stacklevel=3,

@@ -27,6 +27,7 @@ A chunk's result never depends on the executor: each chunk carries its own seed 
 from __future__ import annotations
 
 import multiprocessing
+import os
 from collections.abc import Callable, Iterable, Iterator
 from concurrent import futures
 from concurrent.futures.process import BrokenProcessPool
@@ -116,8 +117,24 @@ class DaskExecutor(InProcess):
         return max(1, len(self.client.scheduler_info(n_workers=-1).get("workers", {})))
 
     def max_threads(self) -> int:
-        """The most threads any worker runs tasks on (1 if no worker is up yet)."""
-        return max(self.client.nthreads().values(), default=1)
+        """The most task threads that share one process (1 if no worker is up yet): a worker's
+        threads, or several workers' when they run in one process (``processes=False``: their
+        ``inproc://`` addresses; otherwise workers of one host with the same pid)."""
+        nthreads = self.client.nthreads()
+        if not nthreads:
+            return 1
+        try:
+            pids = self.client.run(os.getpid)
+        except Exception:  # noqa: BLE001 - without pids, each worker counts as its own process
+            pids = {}
+        shared: dict[Any, int] = {}
+        for address, threads in nthreads.items():
+            if address.startswith("inproc://"):
+                group = "inproc"  # in the client's own process
+            else:
+                group = (address.rsplit(":", 1)[0], pids.get(address, address))
+            shared[group] = shared.get(group, 0) + threads
+        return max(shared.values())
 
     def submit(self, fn: Callable, *args: Any) -> Any:
         return self.client.submit(fn, *args, pure=False)

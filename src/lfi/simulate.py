@@ -36,6 +36,7 @@ import jax.numpy as jnp
 import numpy as np
 from tqdm.auto import tqdm
 
+from lfi._checks import integer
 from lfi._rng import Seed, as_key, numpy_rng, numpy_seed
 from lfi.priors import Prior
 
@@ -119,14 +120,28 @@ class SimulationReport:
         return text + (f" (first error: {self.first_error})" if self.first_error else "")
 
 
-def _seed_globals(seed: int) -> None:
+def _seed_globals(seed: int | list[int]) -> None:
+    """Seed numpy's (and torch's) global generator from an int or a list of 32-bit words."""
     np.random.seed(seed)  # noqa: NPY002 - the user's simulator draws from the global generator
     if "torch" in sys.modules:  # a user's torch simulator; lfi never imports torch itself
-        sys.modules["torch"].manual_seed(seed)
+        words = np.random.SeedSequence(seed).generate_state(2, np.uint64)
+        sys.modules["torch"].manual_seed(int(words[0] >> np.uint64(1)))
 
 
 def _as_output(x: Any, n: int, name: str) -> np.ndarray:
-    x = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x, dtype=np.float32)
+    if x is None:
+        raise TypeError(f"simulator: returned None ({name}; a missing return?)")
+    raw = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
+    if raw.dtype == object or not np.issubdtype(raw.dtype, np.number) and raw.dtype != bool:
+        raise TypeError(f"simulator: returned {raw.dtype} values, expected numbers ({name})")
+    with np.errstate(over="ignore", invalid="ignore"):
+        x = raw.astype(np.float32)
+    overflow = np.isfinite(raw) & ~np.isfinite(x)
+    if overflow.any():
+        raise OverflowError(
+            f"simulator: returned values beyond float32's range (max |x| = "
+            f"{np.abs(raw[overflow]).max():.3g}; {name}): rescale its output"
+        )
     if x.ndim == 1 and n > 1 or x.ndim == 0:
         x = x.reshape(n, -1)
     if x.ndim == 1:
@@ -134,6 +149,9 @@ def _as_output(x: Any, n: int, name: str) -> np.ndarray:
     if x.shape[0] != n:
         raise ValueError(f"simulator: returned {x.shape[0]} outputs for {n} parameters ({name})")
     return x.reshape(n, -1)
+
+
+_RAISED = object()
 
 
 def _call_numpy(fn: Callable, theta: np.ndarray, key: jax.Array, batched: bool) -> tuple:
@@ -152,23 +170,41 @@ def _call_numpy(fn: Callable, theta: np.ndarray, key: jax.Array, batched: bool) 
         try:
             out = fn(theta, **kwargs)
         except Exception:  # noqa: BLE001 - retried row by row to find the failing ones
-            out = None
-        if out is not None:
-            return _as_output(out, n, "batched call"), np.zeros(n, bool), {}
+            out = _RAISED
+        if out is not _RAISED:
+            try:  # a wrong shape or None is the simulator's bug: a clear error for the run
+                return _as_output(out, n, "batched call"), np.zeros(n, bool), {}
+            except OverflowError:  # row by row: the rows beyond float32 counted with the reason
+                pass
     rows, raised, errors = [], np.zeros(n, bool), {}
     for i in range(n):
         try:
             arg = theta[i : i + 1] if batched else theta[i]
             out = fn(arg, **kwargs)
-            if not batched:  # one simulation: any shape, flattened as the batched forms are
-                out = np.asarray(out.detach().cpu().numpy() if hasattr(out, "detach") else out)
-                out = out.reshape(1, -1)
-            rows.append(_as_output(out, 1, f"row {i}")[0])
+            rows.append(_as_output(_one_row(out, batched), 1, f"row {i}")[0])
         except Exception as exc:  # noqa: BLE001 - counted and reported, never dropped silently
             raised[i] = True
             errors[i] = f"{type(exc).__name__}: {exc}"
             rows.append(None)
-    width = next((r.shape[0] for r in rows if r is not None), 1)
+    return _stack_rows(rows, raised, errors)
+
+
+def _one_row(out: Any, batched: bool) -> Any:
+    """One simulation of a per-sample simulator: any shape, flattened as the batched forms are."""
+    if batched or out is None:
+        return out
+    return np.asarray(out.detach().cpu().numpy() if hasattr(out, "detach") else out).reshape(1, -1)
+
+
+def _stack_rows(rows: list, raised: np.ndarray, errors: dict) -> tuple:
+    """Rows of one chunk as (n, dx): a row whose width differs from the most common one is
+    counted as raised with its reason (NaN), not a crash of the whole run."""
+    widths = [r.shape[0] for r in rows if r is not None]
+    width = max(set(widths), key=widths.count) if widths else 1
+    for i, r in enumerate(rows):
+        if r is not None and r.shape[0] != width:
+            raised[i], rows[i] = True, None
+            errors[i] = f"ValueError: simulator: returned {r.shape[0]} values, expected {width}"
     x = np.stack([np.full(width, np.nan, np.float32) if r is None else r for r in rows])
     return x, raised, errors
 
@@ -230,6 +266,8 @@ def run_simulator(
     if theta.ndim != 2:
         raise ValueError(f"theta: expected shape (n, dim_theta), got {theta.shape}")
     kind, n = _kind(simulator), theta.shape[0]
+    if chunk_size is not None:
+        integer(chunk_size, "chunk_size", 1)
     chunk = chunk_size or (10_000 if kind == "jax" else 1_000)
     key = as_key(seed)
     xs, raised, error, t0 = [], np.zeros(n, bool), None, time.perf_counter()
@@ -248,6 +286,12 @@ def run_simulator(
     if widths:
         xs = [p if not b.all() else np.full((len(p), widths[0]), np.nan, np.float32)
               for p, b in zip(xs, _chunks(raised, chunk))]  # fmt: skip
+    if len({p.shape[1] for p in xs}) > 1:
+        raise ValueError(
+            f"simulator: chunks returned outputs of different widths "
+            f"{sorted({p.shape[1] for p in xs})}: every simulation must give the same number of "
+            "values"
+        )
     x = np.concatenate(xs) if xs else np.zeros((0, 1), np.float32)
     nonfinite = ~np.all(np.isfinite(x), axis=1) & ~raised
     report = SimulationReport(

@@ -64,7 +64,9 @@ _PROVENANCE = "lfi_store.json"
 # what must match when a campaign is resumed (num_rows may grow)
 _IDENTITY = ("prior", "simulator", "simulator_version", "seed", "chunk_size", "dim_theta")
 # how numpy simulators are seeded (see lfi.simulate and lfi.campaign): part of a store's identity
-_RNG_SCHEMES = {"chunk": "chunk-key64", "row": "row-key64"}
+# ("row-key64-words": since 2026-11-27 the global generator's per-row seed is all the key's
+# words and the row; "row-key64" stores seeded it with 31 bits and cannot be resumed)
+_RNG_SCHEMES = {"chunk": "chunk-key64", "row": "row-key64-words"}
 
 
 def _lfi_version() -> str:
@@ -184,7 +186,15 @@ class SimulationStore:
                         stacklevel=3,
                     )
                     old["rng"] = new["rng"]
-                for name in (*_IDENTITY, "augmented", "theta_ref", "rng"):
+                if old.get("rng") != new["rng"]:
+                    raise ValueError(
+                        f"timeout: the store at {str(path)!r} was simulated with numpy "
+                        f"generators seeded {old.get('rng')!r}, this run would seed them "
+                        f"{new['rng']!r} (per row with a timeout, per chunk without one, and "
+                        "older lfi versions otherwise); resume with the same timeout setting and "
+                        "lfi version, or use another path"
+                    )
+                for name in (*_IDENTITY, "augmented", "theta_ref"):
                     if old.get(name) != new[name]:
                         raise ValueError(
                             f"{name}: the store at {str(path)!r} holds a campaign with "
