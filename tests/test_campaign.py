@@ -297,3 +297,14 @@ def test_a_global_rng_simulator_on_threaded_dask_workers_is_warned(tmp_path):
         with pytest.warns(UserWarning, match="not reproducible"):
             run_campaign(global_rng, prior, 20, tmp_path / "c", chunk_size=10, executor=client,
                          progress=False)  # fmt: skip
+
+
+def test_a_store_where_every_row_failed_says_so(tmp_path):
+    def broken(theta):
+        raise RuntimeError("no")
+
+    prior = lfi.BoxUniform([0.0], [1.0])
+    with pytest.warns(UserWarning):
+        store = run_campaign(broken, prior, 4, tmp_path, chunk_size=2, progress=False)
+    with pytest.raises(ValueError, match="no finished simulations .*4 failed"):
+        store.arrays()

@@ -166,3 +166,11 @@ def test_missing_returns_overflow_and_ragged_outputs_are_reported_with_their_rea
     assert x.shape == (3, 2) and "returned 3 values, expected 2" in report.first_error
     with pytest.raises(ValueError, match="chunk_size"):
         lfi.run_simulator(big, theta, chunk_size=0, progress=False)
+
+
+def test_a_jax_simulator_may_name_its_key_rng():
+    def f(rng, theta):  # a JAX key named rng: not a batched numpy simulator given rng=...
+        return theta + 0.1 * jax.random.normal(rng, theta.shape)
+
+    x, report = lfi.run_simulator(f, np.ones((4, 2), np.float32), seed=0, progress=False)
+    assert report.num_invalid == 0 and x.shape == (4, 2)

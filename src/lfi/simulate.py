@@ -81,13 +81,13 @@ def _kind(simulator: Callable) -> str:
     except (TypeError, ValueError):
         return "batched"
     positional = [
-        p
+        p.name
         for p in params
-        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
-        and p.default is p.empty
-        and p.name != "rng"
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD) and p.default is p.empty
     ]
-    return "jax" if len(positional) == 2 else "batched"
+    if positional[:1] == ["rng"] and len(positional) == 2:  # f(rng, theta): a JAX key first
+        return "jax"
+    return "jax" if len([n for n in positional if n != "rng"]) == 2 else "batched"
 
 
 def _takes_rng(fn: Callable) -> bool:

@@ -434,6 +434,8 @@ class SimulationStore:
     def iter_chunks(self, chunks: list[int] | None = None) -> Iterator[tuple[np.ndarray, ...]]:
         """``(theta, x)`` of the DONE rows, one finished chunk at a time (larger-than-memory
         stores train from this)."""
+        if "x" not in self._group:  # no row has given an x yet (every finished row failed)
+            return
         for c in self.finished_chunks() if chunks is None else chunks:
             start, stop = self.rows(c)
             ok = self._group["status"][start:stop] == DONE
@@ -443,8 +445,12 @@ class SimulationStore:
         """``(theta, x)`` of all DONE rows; warns with the count of the rows left out."""
         counts = self.counts()
         parts = list(self.iter_chunks())
-        if not parts:
-            raise ValueError(f"store: no finished simulations in {str(self.path)!r}")
+        if not parts or not any(len(p[0]) for p in parts):
+            raise ValueError(
+                f"store: no finished simulations in {str(self.path)!r} ({counts['failed']} "
+                f"failed, {counts['nonfinite']} non-finite, {counts['pending']} pending; see "
+                "errors())"
+            )
         left = self.num_rows - counts["done"]
         if left:
             warnings.warn(
