@@ -138,6 +138,24 @@ def test_a_summary_of_shape_n_works_for_x_o_too_and_smc_counts_every_round():
         ), info
 
 
+def test_posteriors_for_one_observation_refuse_another_x():
+    from lfi.methods.density import grid_posterior
+    from lfi.posteriors.samples import ParticlePosterior
+
+    prior = lfi.BoxUniform([0.0, 0.0], [1.0, 1.0])
+    rng = np.random.default_rng(0)
+    post = ParticlePosterior(prior, rng.uniform(0.3, 0.7, (200, 2)), x_o=[0.5, 0.5])
+    post.sample(2, x=[[0.5, 0.5]])  # the same observation, with a leading axis of 1
+    for x in (0.5, [0.5], [[0.5, 0.5]] * 3):  # broadcast-equal values, wrong shapes
+        with pytest.raises(ValueError, match="x: expected shape"):
+            post.log_prob([0.5, 0.5], x=x)
+    grid = grid_posterior(simulator, lfi.BoxUniform([0.0], [2.0]), [1.2], grid_size=11,
+                          per_point=20, seed=0, progress=False)  # fmt: skip
+    grid.sample(2, x=[1.2])
+    with pytest.raises(ValueError, match="x: this posterior"):
+        grid.log_prob([1.2], x=[0.1])  # another observation: not silently x_o's posterior
+
+
 def test_particle_posterior_support_and_round_trip(tmp_path):
     prior = lfi.BoxUniform([0.0, 0.0], [1.0, 1.0])
     particles = np.random.default_rng(0).uniform(0.0, 0.05, size=(200, 2))

@@ -153,6 +153,10 @@ def test_infer_one_liner_and_unknown_method():
     )
     assert isinstance(post, lfi.Posterior)
     assert post.sample(5, x=[0.5, 0.5]).shape == (5, 2)
+    # x_o given to an amortised method becomes the posterior's default observation
+    with_default = lfi.infer(gaussian, prior, "npe", num_simulations=300, seed=0, progress=False,
+                             max_epochs=2, x_o=[0.5, 0.5])  # fmt: skip
+    np.testing.assert_array_equal(with_default.sample(5), post.sample(5, x=[0.5, 0.5]))
     with pytest.raises(ValueError, match="valid methods are .*nle.*npe.*nre.*snpe"):
         lfi.infer(gaussian, prior, "snake_oil", num_simulations=10)
 

@@ -77,7 +77,11 @@ def infer(
     for validation. ``checkpoint=PATH`` makes the
     training itself resumable (see :func:`lfi.train.fit`).
 
-    ``ensemble=K`` trains K members of an amortised method ("npe", "nle", "nre"…) on the same
+    An amortised method's posterior takes ``x_o``, if given, as its default observation.
+
+    ``ensemble=K`` trains K members of an amortised method ("npe", "nle", "nre_a"…; NRE-B
+    members carry arbitrary offsets that weigh them unequally, see
+    :mod:`lfi.posteriors.ensemble`) on the same
     simulations (seeds ``fold_in(seed, k)``) and returns their equal-weight mixture, an
     :class:`lfi.posteriors.ensemble.EnsemblePosterior` (arXiv:2208.13624).
 
@@ -118,14 +122,18 @@ def infer(
     if ensemble is not None:
         estimator_cls = _ensemble_of(estimator_cls, ensemble)
     if store is not None:
-        return _infer_store(
+        posterior = _infer_store(
             simulator, prior, estimator_cls, num_simulations, seed, store, workers, cluster,
             progress, options,
         )  # fmt: skip
-    estimator = estimator_cls(prior, progress=progress, **options)
-    key_sim, key_fit = jax.random.split(as_key(seed))
-    theta, x = simulate(simulator, prior, num_simulations, seed=key_sim, progress=progress)
-    return estimator.fit(theta, x, seed=key_fit)
+    else:
+        estimator = estimator_cls(prior, progress=progress, **options)
+        key_sim, key_fit = jax.random.split(as_key(seed))
+        theta, x = simulate(simulator, prior, num_simulations, seed=key_sim, progress=progress)
+        posterior = estimator.fit(theta, x, seed=key_fit)
+    if x_o is not None and hasattr(posterior, "set_default_x"):  # amortised: x_o is the default
+        posterior.set_default_x(x_o)
+    return posterior
 
 
 def _infer_store(simulator, prior, estimator_cls, n, seed, path, workers, cluster, progress, opts):

@@ -37,7 +37,7 @@ import numpy as np
 from scipy.special import logsumexp
 
 from lfi._rng import Seed, as_key
-from lfi.posteriors.base import check_theta
+from lfi.posteriors.base import check_same_x, check_theta
 from lfi.priors import Prior
 from lfi.simulate import run_simulator
 from lfi.train import fit
@@ -145,15 +145,18 @@ class GridPosterior:
         return self.centres[int(np.argmax(self.log_likelihood))]
 
     def map(self, x: Any = None, seed: Seed = 0) -> np.ndarray:
+        check_same_x(x, self.x_o)
         return self.centres[int(np.argmax(self.log_mass))]
 
     def sample(self, n: int, x: Any = None, seed: Seed = 0) -> np.ndarray:
+        check_same_x(x, self.x_o)
         rng = np.random.default_rng(int(jax.random.randint(as_key(seed), (), 0, 2**31 - 1)))
         idx = rng.choice(len(self.centres), size=int(n), p=np.exp(self.log_mass))
         widths = np.array([e[1] - e[0] for e in self.edges])
         return self.centres[idx] + (rng.random((int(n), len(widths))) - 0.5) * widths
 
     def log_prob(self, theta: Any, x: Any = None) -> np.ndarray:
+        check_same_x(x, self.x_o)
         theta = np.asarray(check_theta(theta, self.prior.dim), np.float64)
         flat = theta.reshape(-1, self.prior.dim)
         idx, inside = np.zeros(len(flat), int), np.ones(len(flat), bool)

@@ -83,3 +83,17 @@ def check_theta(theta: Any, dim: int, name: str = "theta") -> jax.Array:
     if arr.ndim == 0 or arr.shape[-1] != dim:
         raise ValueError(f"{name}: expected shape (n, {dim}) or ({dim},), got {arr.shape}")
     return arr
+
+
+def check_same_x(x: Any, x_o: np.ndarray) -> None:
+    """For a posterior built for one observation ``x_o``: ``x`` must be None or that same
+    observation (its shape, or with one leading axis of 1, and its values)."""
+    if x is None:
+        return
+    arr = np.asarray(x, np.float32)
+    if arr.ndim == x_o.ndim + 1 and arr.shape[0] == 1:
+        arr = arr[0]
+    if arr.shape != x_o.shape:
+        raise ValueError(f"x: expected shape {x_o.shape} (this posterior's x_o), got {arr.shape}")
+    if not np.allclose(arr, x_o, equal_nan=True):
+        raise ValueError("x: this posterior was built for one observation (x_o); got another")

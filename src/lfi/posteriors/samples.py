@@ -25,7 +25,7 @@ import numpy as np
 from jax.scipy.special import logsumexp
 
 from lfi._rng import Seed, as_key
-from lfi.posteriors.base import ArvizMixin, check_theta
+from lfi.posteriors.base import ArvizMixin, check_same_x, check_theta
 from lfi.posteriors.io import read_archive, write_archive
 from lfi.priors import Prior, prior_from_config
 
@@ -124,8 +124,7 @@ class ParticlePosterior(ArvizMixin):
         return self.prior.dim
 
     def _check_x(self, x: Any) -> None:
-        if x is not None and not np.allclose(np.asarray(x, np.float32), self.x_o, equal_nan=False):
-            raise ValueError("x: this posterior was built for one observation (x_o); got another")
+        check_same_x(x, self.x_o)
 
     def sample(self, n: int, x: Any = None, seed: Seed = 0) -> jax.Array:
         """``n`` draws (n, dθ): weighted resampling, then kernel noise (``kde=True``)."""
@@ -140,7 +139,9 @@ class ParticlePosterior(ArvizMixin):
         return jnp.asarray(self.particles)[idx]
 
     def log_prob(self, theta: Any, x: Any = None) -> jax.Array:
-        """The kernel density estimate at θ (normalised; −inf outside the prior's support)."""
+        """The kernel density estimate at θ (normalised; −inf outside the prior's support).
+        With ``kde=False`` the draws are the particles themselves, and this smoothed density is
+        not their law (a density of the particles alone does not exist)."""
         self._check_x(x)
         theta = check_theta(theta, self.dim_theta)
         flat = theta.reshape(-1, self.dim_theta)
