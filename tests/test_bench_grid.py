@@ -27,7 +27,10 @@ def test_grid_resumes_without_recomputing_finished_cells(tmp_path, monkeypatch):
 
     def fake_run_task(task, method, *, num_simulations, observations, seed, **kw):
         calls.append((task, method, num_simulations, tuple(observations)))
-        return Result(observations)
+        result = Result(observations)
+        for k in observations:
+            kw["on_observation"](k, {**result.metrics, "c2st": result.c2st[k]})
+        return result
 
     monkeypatch.setattr(grid, "run_task", fake_run_task)
     args = (["two_moons"], ["npe", "nre"], [1000], [1, 2], tmp_path)
@@ -55,6 +58,7 @@ def test_rows_of_other_lfi_code_are_kept_but_not_reused(tmp_path, monkeypatch):
 
     def fake_run_task(task, method, *, observations, **kw):
         calls.append(tuple(observations))
+        kw["on_observation"](1, {**Result.metrics, "c2st": 0.6})
         return Result()
 
     monkeypatch.setattr(grid, "run_task", fake_run_task)
@@ -98,3 +102,53 @@ def test_cli_bench_end_to_end(tmp_path, capsys):
     assert 0.5 <= float(row["c2st"]) <= 1.0
     img = mpimg.imread(out / "c2st.png")
     assert img.shape[0] > 100 and np.std(img) > 0
+
+
+def _fake(calls, fail_after=None):
+    class Result:
+        def __init__(self, c2st):
+            self.c2st, self.metrics = c2st, {"epochs": 2}
+
+    def fake_run_task(task, method, *, num_simulations, observations, num_samples, **kw):
+        calls.append((method, num_simulations, tuple(observations), num_samples))
+        scores = {}
+        for i, k in enumerate(observations):
+            if fail_after is not None and i == fail_after:
+                raise KeyboardInterrupt
+            scores[k] = 0.5 + 0.1 * k
+            kw["on_observation"](k, {"epochs": 2, "c2st": scores[k]})
+        return Result(scores)
+
+    return fake_run_task
+
+
+def test_an_interrupted_cell_keeps_its_finished_observations(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(grid, "run_task", _fake(calls, fail_after=1))
+    try:
+        grid.bench(["two_moons"], ["npe"], [1000], [1, 2], tmp_path, progress=False)
+    except KeyboardInterrupt:
+        pass
+    monkeypatch.setattr(grid, "run_task", _fake(calls))
+    grid.bench(["two_moons"], ["npe"], [1000], [1, 2], tmp_path, progress=False)
+    assert [c[2] for c in calls] == [(1, 2), (2,)]  # observation 1 was written when scored
+
+
+def test_num_samples_duplicates_empty_files_and_sequential_names(tmp_path, monkeypatch):
+    calls = []
+    monkeypatch.setattr(grid, "run_task", _fake(calls))
+    (tmp_path / "results.csv").write_text("")  # a run killed before its first row
+    grid.bench(["two_moons"], ["npe", "NPE"], [1000, 1000], [1, 2, 1], tmp_path, progress=False,
+               num_samples=200)  # fmt: skip
+    assert calls == [("npe", 1000, (1, 2), 200)]  # duplicates asked once
+    grid.bench(["two_moons"], ["npe"], [1000], [1, 2], tmp_path, progress=False)
+    assert calls[1:] == [("npe", 1000, (1, 2), 10_000)]  # other sample counts: other rows
+    with open(tmp_path / "results.csv") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["num_samples"] for r in rows] == ["200", "200", "10000", "10000"]
+    assert "| two_moons | 0.650 (2) | 0.725 |" in (tmp_path / "summary.md").read_text()
+    # npe with rounds is snpe, and sbibm's SNPE figure (10 rounds) is not set beside 2 rounds
+    grid.bench(["two_moons"], ["npe"], [1000], [1], tmp_path / "s", progress=False, num_rounds=2)
+    assert calls[-1][0] == "snpe"
+    summary = (tmp_path / "s" / "summary.md").read_text()
+    assert "snpe" in summary and "| two_moons | 0.600 (1) | – |" in summary

@@ -184,3 +184,12 @@ def test_fitted_box_is_the_training_theta_and_survives_save_load(tmp_path):
         _steep_posterior((np.array([1.0]), np.array([-1.0])))
     with pytest.raises(ValueError, match="theta_box"):
         _steep_posterior((np.zeros(2), np.ones(2)))
+
+
+@pytest.mark.parametrize("variant, n", [("b", 60), ("c", 90), ("a", 12), ("bnre", 12)])
+def test_nre_with_too_few_rows_for_its_contrasts_says_so(variant, n):
+    prior = lfi.BoxUniform([0.0, 0.0], [2.0, 2.0])
+    theta = np.asarray(prior.sample(n, seed=0))
+    x = theta + 0.1 * np.random.default_rng(0).standard_normal(theta.shape)
+    with pytest.raises(ValueError, match="num_atoms, validation_fraction"):
+        lfi.NRE(prior, variant=variant, max_epochs=1, progress=False).fit(theta, x, seed=0)

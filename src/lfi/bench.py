@@ -11,6 +11,7 @@ the scripts in ``benchmarks/``.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -52,6 +53,7 @@ def run_task(
     score: bool = True,
     progress: bool = True,
     ensemble: int | None = None,
+    on_observation: Callable[[int, dict], None] | None = None,
     **options: Any,
 ) -> RunResult:
     """Simulate, train ``method``, sample at each observation and score C2ST vs the reference.
@@ -59,6 +61,9 @@ def run_task(
     Each observation k gets its own sampling seed; the reference posterior of k is drawn with
     lfi's own exact/MCMC reference sampler of the task. ``ensemble=K`` trains K members of an
     amortised method and scores their mixture (:class:`lfi.posteriors.ensemble.Ensemble`).
+    ``on_observation(k, row)``: called as soon as observation k is scored, with its C2ST and
+    seconds (``lfi bench`` writes each row then, so an interrupted cell keeps its finished
+    observations).
     """
     method = str(method).lower()
     task_obj = task_registry.get(task)
@@ -83,6 +88,7 @@ def run_task(
             progress,
             seed,
             options,
+            on_observation,
         )
     options.pop("num_rounds", None)  # one round: the amortised method itself
     if method in GOLD_METHODS:
@@ -102,17 +108,27 @@ def run_task(
         posterior = estimator.fit(theta, x, seed=key_fit)
         t_train = time.perf_counter() - t0
     result = RunResult(posterior, estimator=estimator if method in GOLD_METHODS else None)
-    t_samples, t_scores = _sample_and_score(
-        result, task_obj, {k: posterior for k in x_obs}, x_obs, key_sample, num_samples, score
-    )
     history = getattr(estimator, "history", None)
+    epochs = len(history.val_loss) if history else None
+    report = _reporter(on_observation, result, seconds_simulate=t_sim, seconds_train=t_train,
+                       epochs=epochs)  # fmt: skip
+    t_samples, t_scores = _sample_and_score(
+        result,
+        task_obj,
+        {k: posterior for k in x_obs},
+        x_obs,
+        key_sample,
+        num_samples,
+        score,
+        report,
+    )
     result.metrics = _metrics(task_obj, method, num_simulations, seed, observations, result)
     result.metrics.update(
         seconds_simulate=t_sim,
         seconds_train=t_train,
         seconds_sample=t_samples,
         seconds_score=t_scores,
-        epochs=len(history.val_loss) if history else None,
+        epochs=epochs,
         seconds_per_epoch=history.seconds_per_epoch if history else None,
         first_epoch_seconds=history.epoch_seconds[0] if history else None,
         best_val_loss=min(history.val_loss) if history else None,
@@ -154,9 +170,24 @@ def _run_gold(task_obj, method, num_simulations, key, progress, options):
     return estimator.posterior(), estimator, 0.0, t_train
 
 
-def _sample_and_score(result, task_obj, posteriors, x_obs, key, num_samples, score):
+def _reporter(on_observation, result, **fixed) -> Callable | None:
+    """The per-observation callback of :func:`_sample_and_score`: ``on_observation(k, row)``
+    with the observation's C2ST and seconds and the cell's ``fixed`` values."""
+    if on_observation is None:
+        return None
+
+    def report(k: int, t_sample: float, t_score: float) -> None:
+        row = {**fixed, "c2st": result.c2st.get(k), "seconds_sample": t_sample,
+               "seconds_score": t_score}  # fmt: skip
+        on_observation(k, row)
+
+    return report
+
+
+def _sample_and_score(result, task_obj, posteriors, x_obs, key, num_samples, score, report=None):
     t_samples = t_scores = 0.0
     for k, x_o in x_obs.items():
+        t_score = 0.0
         t0 = time.perf_counter()
         samples = posteriors[k].sample(num_samples, x=x_o, seed=jax.random.fold_in(key, k))
         result.samples[k] = np.asarray(samples)
@@ -166,12 +197,15 @@ def _sample_and_score(result, task_obj, posteriors, x_obs, key, num_samples, sco
                 "rhat_max": float(np.max(diagnostics.rhat)),
                 "ess_min": float(np.min(diagnostics.ess)),
             }
-        t_samples += time.perf_counter() - t0
+        t_sample = time.perf_counter() - t0
         if score:
             t0 = time.perf_counter()
             result.references[k] = task_obj.reference_posterior(k, num_samples, seed=k)
             result.c2st[k] = float(c2st(result.references[k], result.samples[k]))
-            t_scores += time.perf_counter() - t0
+            t_score = time.perf_counter() - t0
+        t_samples, t_scores = t_samples + t_sample, t_scores + t_score
+        if report is not None:
+            report(k, t_sample, t_score)
     return t_samples, t_scores
 
 
@@ -202,10 +236,13 @@ def _run_sequential(
     progress,
     seed,
     options,
+    on_observation=None,
 ):
     options = dict(options)
     num_rounds = int(options.pop("num_rounds", 10))
     posteriors, t_train, rounds = {}, 0.0, {}
+    result = RunResult(None)
+    t_samples = t_scores = 0.0
     for k, x_o in x_obs.items():
         t0 = time.perf_counter()
         if method in ABC_METHODS:
@@ -219,28 +256,31 @@ def _run_sequential(
                 progress=progress,
                 **options,
             )
-            t_train += time.perf_counter() - t0
             rounds[str(k)] = posteriors[k].info
-            continue
-        posteriors[k] = sequential(
-            task_obj.simulator,
-            task_obj.prior,
-            method,
-            x_o,
-            num_rounds=num_rounds,
-            num_simulations=num_simulations,
-            seed=jax.random.fold_in(key_sim, k),
-            progress=progress,
-            **options,
-        )
-        t_train += time.perf_counter() - t0
-        rounds[str(k)] = posteriors[k].rounds
+        else:
+            posteriors[k] = sequential(
+                task_obj.simulator,
+                task_obj.prior,
+                method,
+                x_o,
+                num_rounds=num_rounds,
+                num_simulations=num_simulations,
+                seed=jax.random.fold_in(key_sim, k),
+                progress=progress,
+                **options,
+            )
+            rounds[str(k)] = posteriors[k].rounds
+        t_k = time.perf_counter() - t0
+        t_train += t_k
+        report = _reporter(on_observation, result, seconds_simulate=0.0, seconds_train=t_k,
+                           epochs=None)  # fmt: skip
+        s_k, c_k = _sample_and_score(
+            result, task_obj, posteriors, {k: x_o}, key_sample, num_samples, score, report
+        )  # trained and scored one observation at a time: each row is written as it ends
+        t_samples, t_scores = t_samples + s_k, t_scores + c_k
     if method in ABC_METHODS:  # the rounds actually run (1 for rejection ABC), at most
         num_rounds = max(int(info.get("num_rounds", 1)) for info in rounds.values())
-    result = RunResult(posteriors[next(iter(x_obs))])
-    t_samples, t_scores = _sample_and_score(
-        result, task_obj, posteriors, x_obs, key_sample, num_samples, score
-    )
+    result.posterior = posteriors[next(iter(x_obs))]
     result.metrics = _metrics(task_obj, method, num_simulations, seed, list(x_obs), result)
     result.metrics.update(
         seconds_train=t_train,

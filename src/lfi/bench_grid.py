@@ -48,7 +48,7 @@ _SBIBM_NAMES = {
     "smc_abc": "SMC-ABC",
 }
 FIELDS = [
-    "task", "method", "budget", "observation", "seed", "options", "code", "c2st",
+    "task", "method", "budget", "observation", "seed", "options", "code", "num_samples", "c2st",
     "seconds_simulate", "seconds_train", "seconds_sample", "seconds_score", "epochs",
 ]  # fmt: skip
 
@@ -88,7 +88,8 @@ def code_id() -> str:
 
 def _key(row: dict) -> tuple:
     return (row["task"], row["method"], int(row["budget"]), int(row["observation"]),
-            int(row["seed"]), row["options"], row.get("code") or "")  # fmt: skip
+            int(row["seed"]), row["options"], row.get("code") or "",
+            str(row.get("num_samples") or ""))  # fmt: skip
 
 
 def _read(path: Path) -> list[dict]:
@@ -105,7 +106,16 @@ def _upgrade(path: Path) -> None:
         header = next(csv.reader(f), None)
     if header is None or header == FIELDS:
         return
+    if header[:1] != ["task"]:
+        raise ValueError(
+            f"out: {str(path)!r} has no header row (a run of an older lfi killed before its "
+            "first row, then resumed); add the header line of the columns it was written with "
+            "or start a new --out"
+        )
     rows = _read(path)
+    if "num_samples" not in header:  # older rows: every lfi bench run used its default then
+        for r in rows:
+            r["num_samples"] = "10000"
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "w", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS, extrasaction="ignore")
@@ -129,9 +139,18 @@ def bench(
     **options: Any,
 ) -> list[dict]:
     """Run (or resume) the grid; returns all rows of ``OUT/results.csv``. ``options`` go to
-    every method (e.g. ``max_epochs``); they are part of a row's identity."""
+    every method (e.g. ``max_epochs``); they and ``num_samples`` are part of a row's identity.
+    "npe", "nle" or "nre" with ``num_rounds`` > 1 are their sequential forms ("snpe"…) and are
+    recorded (and compared with sbibm) under those names."""
     for name in tasks:
         task_registry.get(name)  # a bad task name fails before any work
+    rounds = int(options.get("num_rounds", 1))
+    methods = list(dict.fromkeys(
+        ("s" + str(m).lower()) if str(m).lower() in ("npe", "nle", "nre") and rounds > 1
+        else str(m).lower() for m in methods
+    ))  # fmt: skip
+    budgets = list(dict.fromkeys(int(b) for b in budgets))
+    observations = list(dict.fromkeys(int(k) for k in observations))
     from lfi.methods.abc import ABC_METHODS
     from lfi.methods.mining import GOLD_METHODS
     from lfi.methods.registry import METHODS
@@ -160,35 +179,44 @@ def bench(
     cells = [(t, m, int(b)) for t in tasks for m in methods for b in budgets]
     bar = tqdm(total=len(cells) * len(observations), desc="bench", unit="obs",
                disable=not progress)  # fmt: skip
-    new_file = not path.is_file()
+    new_file = not path.is_file() or path.stat().st_size == 0
     with open(path, "a", newline="") as f:
         writer = csv.DictWriter(f, fieldnames=FIELDS)
         if new_file:
             writer.writeheader()
+            f.flush()
+            os.fsync(f.fileno())
         for t, m, b in cells:
             row0 = {"task": t, "method": m, "budget": b, "seed": seed, "options": opts,
-                    "code": code}  # fmt: skip
+                    "code": code, "num_samples": int(num_samples)}  # fmt: skip
             todo = [k for k in observations if _key({**row0, "observation": k}) not in done]
             bar.update(len(observations) - len(todo))
             if not todo:
                 continue
             bar.set_postfix_str(f"{t} {m} {b}")
-            result = run_task(t, m, num_simulations=b, observations=todo, seed=seed,
-                              num_samples=num_samples, progress=False, **options)  # fmt: skip
-            metrics, c2st = result.metrics, result.c2st
-            for k in todo:
-                row = {**row0, "observation": k, "c2st": c2st.get(k)}
+
+            def write(k: int, metrics: dict, row0: dict = row0) -> None:
+                row = {**row0, "observation": k, "c2st": metrics.get("c2st")}
                 row.update({name: metrics.get(name) for name in _METRICS})
-                writer.writerow(row)
+                writer.writerow(row)  # at once: an interrupted cell keeps what it finished
                 f.flush()
                 os.fsync(f.fileno())
+                done.add(_key(row))
                 bar.update(1)
+
+            result = run_task(t, m, num_simulations=b, observations=todo, seed=seed,
+                              num_samples=num_samples, progress=False, on_observation=write,
+                              **options)  # fmt: skip
+            c2st = result.c2st
             scores = [c2st[k] for k in todo if c2st.get(k) is not None]
             if scores and progress:
                 tqdm.write(f"{t} · {m} · {b}: C2ST {np.mean(scores):.3f} over {len(scores)} obs")
     bar.close()
     rows = _read(path)
-    summarize([r for r in rows if same(r) and r["code"] == code], out)
+    summarize(
+        [r for r in rows if same(r) and r["code"] == code and r["num_samples"] == str(num_samples)],
+        out,
+    )
     return rows
 
 
@@ -197,13 +225,15 @@ def summarize(rows: list[dict], out: str | os.PathLike[str]) -> str:
     markdown."""
     out = Path(out)
     cells: dict[tuple, list[float]] = defaultdict(list)
-    base: dict[str, str] = {}  # column label -> method (rows with options get their own column)
-    for r in rows:
-        if r.get("c2st") not in (None, ""):
-            options = r.get("options") or "{}"
-            label = r["method"] if options == "{}" else f"{r['method']} {options}"
-            base[label] = r["method"]
-            cells[(r["task"], label, int(r["budget"]))].append(float(r["c2st"]))
+    base: dict[str, str | None] = {}  # column label -> the method whose sbibm figure applies
+    unique = {_key(r): r for r in rows if r.get("c2st") not in (None, "")}  # the last of repeats
+    for r in unique.values():
+        options = r.get("options") or "{}"
+        label = r["method"] if options == "{}" else f"{r['method']} {options}"
+        # sbibm's sequential figures are of 10 rounds: another number has no published figure
+        other_rounds = r["method"].startswith("s") and json.loads(options).get("num_rounds", 10)
+        base[label] = None if other_rounds not in (False, 10) else r["method"]
+        cells[(r["task"], label, int(r["budget"]))].append(float(r["c2st"]))
     tasks = sorted({c[0] for c in cells})
     methods = sorted({c[1] for c in cells})
     budgets = sorted({c[2] for c in cells})
@@ -216,19 +246,22 @@ def summarize(rows: list[dict], out: str | os.PathLike[str]) -> str:
             cols = []
             for m in methods:
                 vals = cells.get((t, m, b))
-                ref = sbibm_c2st(t, base[m], b)
+                ref = sbibm_c2st(t, base[m], b) if base[m] else None
                 cols.append(f"{np.mean(vals):.3f} ({len(vals)})" if vals else "–")
                 cols.append(f"{ref:.3f}" if ref is not None else "–")
             lines.append(f"| {t} | " + " | ".join(cols) + " |")
         lines.append("")
+    if any(str(m).startswith("snpe") for m in methods):
+        lines += ["lfi's snpe is TSNPE (truncated proposals, Deistler et al. 2022); sbibm's SNPE "
+                  "is SNPE-C (APT).", ""]  # fmt: skip
     text = "\n".join(lines)
     (out / "summary.md").write_text(text)
     if cells:
-        _plot(cells, tasks, methods, budgets, out / "c2st.png")
+        _plot(cells, tasks, methods, budgets, out / "c2st.png", base)
     return text
 
 
-def _plot(cells, tasks, methods, budgets, path) -> None:
+def _plot(cells, tasks, methods, budgets, path, base) -> None:
     import matplotlib
 
     matplotlib.use("Agg")
@@ -244,7 +277,8 @@ def _plot(cells, tasks, methods, budgets, path) -> None:
             pts = [(b, np.mean(cells[(t, m, b)])) for b in budgets if (t, m, b) in cells]
             if pts:
                 ax.plot(*zip(*pts), "o-", color=c, label=f"{m} (lfi)")
-            ref = [(b, sbibm_c2st(t, m, b)) for b in budgets if sbibm_c2st(t, m, b) is not None]
+            figures = {b: sbibm_c2st(t, base[m], b) if base[m] else None for b in budgets}
+            ref = [(b, v) for b, v in figures.items() if v is not None]
             if ref:
                 ax.plot(*zip(*ref), "s--", color=c, alpha=0.5, label=f"{m} (sbibm)")
         ax.set(xscale="log", ylim=(0.45, 1.02), title=t, xlabel="simulations")

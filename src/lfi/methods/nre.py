@@ -30,6 +30,7 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import paramax
 
 from lfi._rng import Seed
@@ -154,7 +155,26 @@ class NRE:
                 f"got {self.train_options['batch_size']}"
             )
         self.loss = _loss_for(variant, int(num_atoms), float(gamma), float(regularization))
-        self.history = None
+        self.num_atoms, self.history = int(num_atoms), None
+
+    def _check_rows(self, theta: Any, validation: Any) -> None:
+        """Each contrast set takes its atoms from the rows of one batch, and the validation loss
+        is one batch of all held-out rows: both sets need enough rows (a clear error now, not
+        jax's "cannot take a larger sample" at the first epoch)."""
+        if not hasattr(theta, "__len__") or hasattr(theta, "finished_chunks"):
+            return  # a simulation store: it holds out whole chunks
+        n = len(theta)
+        if validation is not None:
+            held = int(np.sum(np.asarray(validation, bool)))
+        else:
+            held = max(1, int(round(self.train_options["validation_fraction"] * n)))
+        need = self.num_atoms if self.variant in ("b", "c") else 2
+        if min(held, n - held) < need:
+            raise ValueError(
+                f"theta: {n} simulations leave {held} held-out and {n - held} training rows; "
+                f"NRE-{self.variant} needs at least {need} of each (num_atoms, "
+                "validation_fraction): simulate more, or lower num_atoms"
+            )
 
     @property
     def method(self) -> str:
@@ -171,6 +191,7 @@ class NRE:
             config = classifier_config(self.prior.dim, dim_x, **self.classifier_options)
             return config, build_classifier(config, key)
 
+        self._check_rows(theta, validation)
         fitted = train_standardized(
             self,
             theta,
