@@ -119,6 +119,8 @@ def check_08(r):
     over = res["over-confident (sd × 0.6)"]
     assert not over["tarp"] and over["atc"] < 0
     assert over["coverage"][2] < 0.95 - 3 * over["coverage_se"][2]
+    # the HPD levels' KS test: the shrunk posterior fails it; the exact one passes at 1%
+    assert over["coverage_ks_p"] < 0.01 < exact["coverage_ks_p"]
     under = res["under-confident (sd × 1.6)"]
     assert not under["tarp"] and under["atc"] > 0
     assert under["coverage"][0] > 0.5 + 3 * under["coverage_se"][0]

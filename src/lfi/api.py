@@ -83,7 +83,7 @@ def infer(
     members carry arbitrary offsets that weigh them unequally, see
     :mod:`lfi.posteriors.ensemble`) on the same
     simulations (seeds ``fold_in(seed, k)``) and returns their equal-weight mixture, an
-    :class:`lfi.posteriors.ensemble.EnsemblePosterior` (arXiv:2208.13624).
+    :class:`lfi.posteriors.ensemble.EnsemblePosterior` (arXiv:2110.06581).
 
     >>> import lfi, numpy as np
     >>> prior = lfi.BoxUniform([0.0, 0.0], [2.0, 2.0])

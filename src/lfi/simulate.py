@@ -5,8 +5,9 @@ A simulator can be
 (a) a batched numpy callable ``f(theta) -> x`` with ``theta`` of shape ``(n, dθ)`` (the default
     for a one-argument callable);
 (b) a per-sample callable ``f(theta_i) -> x_i``, wrapped with :func:`per_sample` (lfi loops);
-(c) a pure JAX function ``f(key, theta_i) -> x_i`` (any callable with two positional parameters, or
-    wrapped with :func:`jax_simulator`), which lfi vmaps and jits.
+(c) a pure JAX function ``f(key, theta_i) -> x_i`` (any callable with two required positional
+    parameters, not counting one named ``rng`` in second place, which makes ``f(theta, rng)`` a
+    batched numpy simulator; or wrapped with :func:`jax_simulator`), which lfi vmaps and jits.
 
 Numpy/torch simulators draw their randomness from a generator that lfi seeds: a callable with an
 ``rng`` keyword receives a ``numpy.random.Generator``; otherwise numpy's (and torch's, when it is

@@ -14,8 +14,9 @@ default 0.840; sbibm 0.847). The distance is "euclidean", "l1", or ``distance(s,
 - :func:`smc_abc`: ABC-PMC (Beaumont et al. 2009, arXiv:0805.2256) with an adaptive ε schedule
   (each ε the ``alpha`` quantile of the last population's distances, as Drovandi & Pettitt
   2011, Biometrics 67(1); Del Moral et al. 2012 adapt ε to a target effective sample size
-  instead), Gaussian perturbations with twice the weighted covariance,
-  and importance weights prior / mixture of kernels.
+  instead), Gaussian perturbations with twice the covariance of each particle's nearest
+  neighbours (``kernel="local"``, the default) or of the whole weighted population
+  (``"global"``, as Beaumont et al. 2009), and importance weights prior / mixture of kernels.
 
 Both return a :class:`lfi.posteriors.samples.ParticlePosterior` for x_o whose ``info`` says how
 many simulations were spent, how many were invalid (NaN/inf or raised: never accepted, counted

@@ -81,7 +81,8 @@ class NLE:
     nle_flows.md), and its posteriors scored a lower C2ST (observations 1-10, the repeat-free
     imh sampler: two_moons 0.511, gaussian_mixture 0.534, slcp 0.759, gaussian_linear 0.530;
     methods_c2st_norepeat.md, nle_interval.md; the coupling flow, with the earlier sampler:
-    0.551, 0.552, 0.829, 0.614, nle_c2st.md). Where the likelihood is Gaussian in x (slcp),
+    0.551, 0.552, 0.829 in bench_grid/summary.md, gaussian_linear 0.614 in no committed
+    table). Where the likelihood is Gaussian in x (slcp),
     sbi's affine MAF (``flow="maf", activation="tanh"``) is better still (slcp 0.695), but it
     cannot fit a scale mixture (gaussian_mixture 0.727) and is worse on two_moons (0.558).
     ``interval="auto"`` (the default) widens the splines' interval beyond [-5, 5] when some

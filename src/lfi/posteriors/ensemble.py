@@ -2,7 +2,7 @@
 
 Deep ensembles (Lakshminarayanan et al. 2017, arXiv:1612.01474) average the predictions of
 networks trained from different initialisations and data orders; for simulation-based inference
-Hermans et al. 2022 (arXiv:2208.13624) found ensembles of NPE/NRE posteriors less over-confident
+Hermans et al. 2022 (arXiv:2110.06581) found ensembles of NPE/NRE posteriors less over-confident
 than a single one. Every member is trained on the same simulations with seed
 ``fold_in(seed, k)``, one after another (a plain loop: each member already uses the machine's
 cores through XLA, so a process pool would only contend for them).

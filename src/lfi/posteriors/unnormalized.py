@@ -14,9 +14,10 @@ slcp whose log ratio rose ~2.3 nats per unit of u toward a box edge, where its M
 
 Sampling runs MCMC in the prior's unconstrained space u, on log p̃(T(u)) + log |dT/du|, so
 draws never leave the prior's support. By default ("imh") a Student-t mixture is fitted to the
-posterior by tempered importance sampling from the prior and 50 independence Metropolis–Hastings
-chains propose from it (:mod:`lfi.proposals`): they jump between modes, so R-hat checks the
-mode weights too, and need no gradients. NUTS, HMC, slice and random-walk kernels
+posterior by tempered importance sampling from the prior and up to 50 independence
+Metropolis–Hastings chains (n // 50 for fewer than 2 500 draws) propose from it
+(:mod:`lfi.proposals`): they jump between modes, so R-hat checks the mode weights too, and need
+no gradients. NUTS, HMC, slice and random-walk kernels
 (:func:`lfi.samplers.mcmc`) start from sampling-importance-resampling of prior draws. Every
 run's diagnostics (R-hat, ESS, acceptance) are kept in ``.diagnostics`` and warned on when
 poor.
