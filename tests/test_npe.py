@@ -223,3 +223,23 @@ def test_balanced_npe_trains_and_names_a_bad_balance():
     assert post.sample(5, x=[0.2], seed=0).shape == (5, 1)
     with pytest.raises(ValueError, match="balance"):
         lfi.NPE(prior, balance=-1.0)
+
+
+def test_saved_arrays_are_checked_by_their_path_in_the_module(tmp_path):
+    from lfi.posteriors.io import fill_module, module_arrays
+
+    class AB(eqx.Module):
+        a: jax.Array
+        b: jax.Array
+
+    class BA(eqx.Module):  # the same leaf shapes in another layout: positions would swap them
+        b: jax.Array
+        a: jax.Array
+
+    arrays = module_arrays(AB(jnp.zeros(2), jnp.ones(2)), "net")
+    back = fill_module(AB(jnp.ones(2), jnp.zeros(2)), arrays, "net")
+    assert np.all(back.b == 1.0)
+    with pytest.raises(ValueError, match="saved as '.a'"):
+        fill_module(BA(jnp.zeros(2), jnp.zeros(2)), arrays, "net")
+    del arrays["net-paths"]  # a file from before paths were recorded: positions only
+    fill_module(BA(jnp.zeros(2), jnp.zeros(2)), arrays, "net")

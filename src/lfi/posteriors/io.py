@@ -30,14 +30,25 @@ FORMAT = "lfi-model"
 VERSION = 1
 
 
+def _paths(module: Any) -> list[str]:
+    """Where each array leaf sits in the module (``.layers[0].weight``…), in tree order."""
+    flat, _ = jax.tree_util.tree_flatten_with_path(eqx.filter(module, eqx.is_array))
+    return [jax.tree_util.keystr(path) for path, _ in flat]
+
+
 def module_arrays(module: Any, prefix: str = "leaf") -> dict[str, np.ndarray]:
-    """The array leaves of an equinox module, in tree order, named ``prefix_0000`` …"""
+    """The array leaves of an equinox module, in tree order, named ``prefix_0000`` …, and
+    their paths in the module (``prefix-paths``, a string array), checked on loading."""
     leaves = jax.tree_util.tree_leaves(eqx.filter(module, eqx.is_array))
-    return {f"{prefix}_{i:04d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
+    out = {f"{prefix}_{i:04d}": np.asarray(leaf) for i, leaf in enumerate(leaves)}
+    out[f"{prefix}-paths"] = np.array(_paths(module), dtype=str)
+    return out
 
 
 def fill_module(skeleton: Any, arrays: dict[str, np.ndarray], prefix: str = "leaf") -> Any:
-    """Put saved leaves into a freshly built module of the same structure (checked)."""
+    """Put saved leaves into a freshly built module of the same structure (checked: count,
+    shapes, and, for files that record them, each leaf's path in the module, so that a library
+    that reorders fields of equal shape cannot load weights into the wrong places)."""
     params, static = eqx.partition(skeleton, eqx.is_array)
     leaves, treedef = jax.tree_util.tree_flatten(params)
     names = sorted(k for k in arrays if k.startswith(prefix + "_"))
@@ -45,6 +56,17 @@ def fill_module(skeleton: Any, arrays: dict[str, np.ndarray], prefix: str = "lea
         raise ValueError(
             f"file: holds {len(names)} arrays for '{prefix}' but the model needs {len(leaves)}"
         )
+    saved = arrays.get(f"{prefix}-paths")
+    if saved is not None:  # files written before 2026-11-27 have no paths
+        here = _paths(skeleton)
+        wrong = [(i, a, b) for i, (a, b) in enumerate(zip(saved.tolist(), here)) if a != b]
+        if len(saved) != len(here) or wrong:
+            i, a, b = wrong[0] if wrong else (len(here), "?", "?")
+            raise ValueError(
+                f"file: array {i} of '{prefix}' was saved as {a!r}, but this lfi's model has "
+                f"{b!r} there (the file was written by other library versions: see its config's "
+                "'libraries')"
+            )
     new = []
     for name, leaf in zip(names, leaves):
         value = arrays[name]
