@@ -116,3 +116,19 @@ def test_grid_posterior_upper_edge_is_inside():
     post = grid_posterior(sim, prior, [2.9], grid_size=20, per_point=50, seed=0, progress=False)
     lp = post.log_prob([[3.0], [2.9999], [3.0001]])
     assert np.isfinite(lp[0]) and lp[0] == lp[1] and lp[2] == -np.inf  # high is in the support
+
+
+def test_grid_posterior_saves_and_loads_without_pickle(tmp_path):
+    prior = lfi.BoxUniform([-3.0, -3.0], [3.0, 3.0])
+
+    def sim(theta, rng):
+        return theta + 0.5 * rng.standard_normal(theta.shape)
+
+    post = grid_posterior(sim, prior, [0.5, -1.0], grid_size=8, per_point=30, seed=0,
+                          progress=False)  # fmt: skip
+    post.save(tmp_path / "grid.lfi")
+    back = lfi.load(tmp_path / "grid.lfi")
+    theta = [[0.4, -0.9], [2.9, 2.9]]
+    np.testing.assert_array_equal(back.log_prob(theta), post.log_prob(theta))
+    np.testing.assert_array_equal(back.sample(5, seed=1), post.sample(5, seed=1))
+    assert back.info["num_simulations"] == post.info["num_simulations"]

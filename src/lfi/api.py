@@ -10,6 +10,7 @@ import jax
 from lfi._rng import Seed, as_key
 from lfi.campaign import run_campaign
 from lfi.methods.abc import ABC_METHODS, abc
+from lfi.methods.density import GridPosterior
 from lfi.methods.gold import GoldRatio
 from lfi.methods.mining import GOLD_METHODS, mine
 from lfi.methods.ratio import CARL, ClassifierRatio
@@ -36,6 +37,7 @@ _LOADERS = {
     "ParticlePosterior": ParticlePosterior.load,
     "ODEPosterior": ODEPosterior.load,
     "EnsemblePosterior": EnsemblePosterior.load,
+    "GridPosterior": GridPosterior.load,
 }
 
 

@@ -25,6 +25,7 @@ trains a network to regress θ on x; its output E[θ | x] is a summary for ABC o
 
 from __future__ import annotations
 
+import json
 import math
 import warnings
 from collections.abc import Callable
@@ -38,7 +39,8 @@ from scipy.special import logsumexp
 
 from lfi._rng import Seed, as_key
 from lfi.posteriors.base import check_same_x, check_theta
-from lfi.priors import Prior
+from lfi.posteriors.io import read_archive, write_archive
+from lfi.priors import Prior, prior_from_config
 from lfi.simulate import run_simulator
 from lfi.train import fit
 
@@ -143,6 +145,24 @@ class GridPosterior:
 
     def mle(self) -> np.ndarray:
         return self.centres[int(np.argmax(self.log_likelihood))]
+
+    def save(self, path: str) -> None:
+        """JSON config (prior, x_o, info) and arrays (edges, log-likelihood); no pickle."""
+        as_json = lambda o: o.tolist() if hasattr(o, "tolist") else str(o)  # noqa: E731
+        info = json.loads(json.dumps(self.info, default=as_json))  # numpy numbers as numbers
+        config = {"class": "GridPosterior", "prior": self.prior.to_config(),
+                  "x_o": self.x_o.tolist(), "info": info}  # fmt: skip
+        arrays = {f"edges_{d}": e for d, e in enumerate(self.edges)}
+        write_archive(path, config, {**arrays, "log_likelihood": self.log_likelihood})
+
+    @classmethod
+    def load(cls, path: str) -> GridPosterior:
+        config, arrays = read_archive(path)
+        if config.get("class") != "GridPosterior":
+            raise ValueError(f"path: holds a {config.get('class')}, not a GridPosterior")
+        prior = prior_from_config(config["prior"])
+        edges = [arrays[f"edges_{d}"] for d in range(prior.dim)]
+        return cls(prior, edges, arrays["log_likelihood"], x_o=config["x_o"], info=config["info"])
 
     def map(self, x: Any = None, seed: Seed = 0) -> np.ndarray:
         check_same_x(x, self.x_o)
