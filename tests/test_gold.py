@@ -514,3 +514,14 @@ def test_sally_summary_of_one_observation_is_one_row():
     assert one.shape == (1, 2) and np.asarray(sally.sallino(x[0], [1.0, 0.0])).shape == (1,)
     with pytest.raises(ValueError, match="x: expected shape"):
         sally.summary(np.zeros((4, 3)))
+
+
+def test_sally_saves_and_loads_without_pickle(tmp_path):
+    prior = lfi.BoxUniform([-1.5, -1.5], [1.5, 1.5])
+    x = np.random.default_rng(0).standard_normal((200, 2)).astype(np.float32)
+    sally = lfi.SALLY(prior, [0.0, 0.0], max_epochs=1, width=8, progress=False)
+    sally = sally.fit(lfi.GoldData(np.zeros((200, 2), np.float32), x, x), seed=0)
+    sally.save(tmp_path / "sally.lfi")
+    back = lfi.load(tmp_path / "sally.lfi")
+    np.testing.assert_array_equal(back.summary(x[:5]), sally.summary(x[:5]))
+    np.testing.assert_array_equal(back.theta_ref, sally.theta_ref)

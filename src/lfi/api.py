@@ -11,7 +11,7 @@ from lfi._rng import Seed, as_key
 from lfi.campaign import run_campaign
 from lfi.methods.abc import ABC_METHODS, abc
 from lfi.methods.density import GridPosterior
-from lfi.methods.gold import GoldRatio
+from lfi.methods.gold import SALLY, GoldRatio
 from lfi.methods.mining import GOLD_METHODS, mine
 from lfi.methods.ratio import CARL, ClassifierRatio
 from lfi.methods.registry import get_method
@@ -38,6 +38,7 @@ _LOADERS = {
     "ODEPosterior": ODEPosterior.load,
     "EnsemblePosterior": EnsemblePosterior.load,
     "GridPosterior": GridPosterior.load,
+    "SALLY": SALLY.load,
 }
 
 

@@ -71,7 +71,8 @@ from lfi.methods.ratio import CARL
 from lfi.nets.classifiers import classifier_config
 from lfi.nets.resnet import activation
 from lfi.posteriors.direct import Standardizer
-from lfi.priors import Prior
+from lfi.posteriors.io import fill_module, module_arrays, read_archive, write_archive
+from lfi.priors import Prior, prior_from_config
 from lfi.train import fit
 
 __all__ = ["GOLD_RATIO_METHODS", "GoldRatio", "SALLY", "check_gold", "gold_loss", "theta_jacobian"]
@@ -381,6 +382,38 @@ class SALLY:
             **self.train_options,
         )
         self.history = out.history
+        return out
+
+    def _skeleton(self, dim_x: int) -> _Regressor:
+        opts = self.net_options
+        return _Regressor(
+            eqx.nn.MLP(dim_x, self.prior.dim, opts["width"], opts["depth"],
+                       activation(opts["activation"]), key=as_key(0))
+        )  # fmt: skip
+
+    def save(self, path: str) -> None:
+        """JSON config and arrays (the network and its x z-scoring); no pickle."""
+        if self.model is None:
+            raise RuntimeError("SALLY: not fitted yet; call .fit first")
+        config = {"class": "SALLY", "prior": self.prior.to_config(),
+                  "theta_ref": np.asarray(self.theta_ref).tolist(),
+                  "net_options": self.net_options,
+                  "dim_x": int(self.stand.x_mean.shape[0])}  # fmt: skip
+        arrays = {**module_arrays(self.model, "net"), **module_arrays(self.stand, "stand")}
+        write_archive(path, config, arrays)
+
+    @classmethod
+    def load(cls, path: str) -> SALLY:
+        config, arrays = read_archive(path)
+        if config.get("class") != "SALLY":
+            raise ValueError(f"path: holds a {config.get('class')}, not a SALLY")
+        out = cls(prior_from_config(config["prior"]), config["theta_ref"], progress=False,
+                  **config["net_options"])  # fmt: skip
+        dx = int(config["dim_x"])
+        out.model = fill_module(out._skeleton(dx), arrays, "net")
+        zeros = jnp.zeros(0), jnp.zeros(dx)
+        out.stand = fill_module(Standardizer(zeros[0], zeros[0], zeros[1], zeros[1]), arrays,
+                                "stand")  # fmt: skip
         return out
 
     def summary(self, x: Any) -> jax.Array:
