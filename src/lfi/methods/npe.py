@@ -280,8 +280,8 @@ class NPE:
     ``clip_norm``, ``weight_decay`` (AdamW, decoupled weight decay; 0 by default), ``progress``.
     ``weight_decay=1.0`` made NPE's coverage at 10^4 simulations within ±0.05 of nominal on
     two_moons, gaussian_linear and slcp (the default: gaussian_linear only; slcp 0.30 at 50%),
-    keeping slcp's C2ST but blurring two_moons' (0.548 -> 0.744;
-    benchmarks/results/npe_weight_decay_calibration/).
+    with a lower C2ST on slcp (0.874 -> 0.860) and gaussian_linear (0.551 -> 0.513) but a
+    blurred two_moons (0.548 -> 0.744; benchmarks/results/npe_weight_decay_calibration/).
 
     ``balance=λ > 0`` trains balanced NPE (BNPE, Delaunoy et al. 2023, arXiv:2304.10978; the
     paper uses λ = 100): the maximum-likelihood loss plus a penalty that makes the implied
