@@ -247,7 +247,7 @@ def fit(
             raise ValueError(
                 f"validation_fraction: expected a value in (0, 1), got {validation_fraction}"
             )
-        num_val = max(1, int(round(validation_fraction * n)))
+        num_val = num_validation(n, validation_fraction)
         key_split, key_train = jax.random.split(as_key(seed))
         if validation is None:
             perm = jax.random.permutation(key_split, n)
@@ -258,7 +258,7 @@ def fit(
                     f"validation: expected a boolean mask of shape ({n},), got "
                     f"{mask.dtype} {mask.shape}"
                 )
-            num_val = int(mask.sum())
+            num_val = num_validation(n, validation_fraction, mask)
             if num_val < 1:
                 raise ValueError("validation: the mask holds out no row")
             perm = jnp.asarray(np.concatenate([np.flatnonzero(mask), np.flatnonzero(~mask)]))
@@ -349,6 +349,14 @@ def fit(
     if saver is not None:  # "finished" only after early stopping: a larger max_epochs goes on
         saver.save({"params": params, "opt_state": opt_state, "best": best_params}, state, history)
     return eqx.combine(best_params, static), history
+
+
+def num_validation(n: int, validation_fraction: float, validation: Any = None) -> int:
+    """How many of ``n`` rows :func:`fit` holds out: the mask's True rows, or a
+    ``validation_fraction`` of them (at least one)."""
+    if validation is not None:
+        return int(np.sum(np.asarray(validation, bool)))
+    return max(1, int(round(validation_fraction * n)))
 
 
 def _check_options(batch_size, learning_rate, max_epochs, patience, lr_decays, lr_factor):

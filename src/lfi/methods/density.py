@@ -157,9 +157,7 @@ class GridPosterior:
 
     @classmethod
     def load(cls, path: str) -> GridPosterior:
-        config, arrays = read_archive(path)
-        if config.get("class") != "GridPosterior":
-            raise ValueError(f"path: holds a {config.get('class')}, not a GridPosterior")
+        config, arrays = read_archive(path, expect="GridPosterior")
         prior = prior_from_config(config["prior"])
         edges = [arrays[f"edges_{d}"] for d in range(prior.dim)]
         return cls(prior, edges, arrays["log_likelihood"], x_o=config["x_o"], info=config["info"])

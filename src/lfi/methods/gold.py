@@ -362,19 +362,10 @@ class SALLY:
         out = copy.copy(self)
         x = data.x
         out.stand = Standardizer.fit(np.zeros((len(x), 0)), x)
-        opts = self.net_options
         key = as_key(seed)
-        mlp = eqx.nn.MLP(
-            x.shape[1],
-            self.prior.dim,
-            opts["width"],
-            opts["depth"],
-            activation(opts["activation"]),
-            key=key,
-        )
         batch = (out.stand.z_x(jnp.asarray(x)), jnp.asarray(data.score))
         out.model, out.history = fit(
-            _Regressor(mlp),
+            self._network(x.shape[1], key),
             _sally_loss,
             batch,
             seed=key,
@@ -384,11 +375,11 @@ class SALLY:
         self.history = out.history
         return out
 
-    def _skeleton(self, dim_x: int) -> _Regressor:
+    def _network(self, dim_x: int, key: Any) -> _Regressor:
         opts = self.net_options
         return _Regressor(
             eqx.nn.MLP(dim_x, self.prior.dim, opts["width"], opts["depth"],
-                       activation(opts["activation"]), key=as_key(0))
+                       activation(opts["activation"]), key=key)
         )  # fmt: skip
 
     def save(self, path: str) -> None:
@@ -404,16 +395,12 @@ class SALLY:
 
     @classmethod
     def load(cls, path: str) -> SALLY:
-        config, arrays = read_archive(path)
-        if config.get("class") != "SALLY":
-            raise ValueError(f"path: holds a {config.get('class')}, not a SALLY")
+        config, arrays = read_archive(path, expect="SALLY")
         out = cls(prior_from_config(config["prior"]), config["theta_ref"], progress=False,
                   **config["net_options"])  # fmt: skip
         dx = int(config["dim_x"])
-        out.model = fill_module(out._skeleton(dx), arrays, "net")
-        zeros = jnp.zeros(0), jnp.zeros(dx)
-        out.stand = fill_module(Standardizer(zeros[0], zeros[0], zeros[1], zeros[1]), arrays,
-                                "stand")  # fmt: skip
+        out.model = fill_module(out._network(dx, as_key(0)), arrays, "net")
+        out.stand = fill_module(Standardizer.zeros(0, dx), arrays, "stand")
         return out
 
     def summary(self, x: Any) -> jax.Array:

@@ -30,7 +30,6 @@ from typing import Any
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import paramax
 
 from lfi._rng import Seed
@@ -40,6 +39,7 @@ from lfi.nets.classifiers import build_classifier, classifier_config
 from lfi.nets.embeddings import normalize_embedding, trial_dim
 from lfi.posteriors.unnormalized import UnnormalizedPosterior
 from lfi.priors import Prior
+from lfi.train import num_validation
 
 VARIANTS = ("a", "b", "c", "bnre")
 
@@ -164,10 +164,7 @@ class NRE:
         if not hasattr(theta, "__len__") or hasattr(theta, "finished_chunks"):
             return  # a simulation store: it holds out whole chunks
         n = len(theta)
-        if validation is not None:
-            held = int(np.sum(np.asarray(validation, bool)))
-        else:
-            held = max(1, int(round(self.train_options["validation_fraction"] * n)))
+        held = num_validation(n, self.train_options["validation_fraction"], validation)
         need = self.num_atoms if self.variant in ("b", "c") else 2
         if min(held, n - held) < need:
             raise ValueError(

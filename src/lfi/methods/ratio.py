@@ -136,9 +136,7 @@ class _Estimator:
     @classmethod
     def load(cls, path: str) -> Any:
         """The fitted estimator saved at ``path`` (never unpickles)."""
-        config, arrays = read_archive(path)
-        if config.get("class") != cls.__name__:
-            raise ValueError(f"path: holds a {config.get('class')}, not a {cls.__name__}")
+        config, arrays = read_archive(path, expect=cls.__name__)
         out = cls._unfitted(config)
         out.config, out.offset = config["net"], float(config["offset"])
         out.net = fill_module(build_classifier(out.config), arrays, "net")

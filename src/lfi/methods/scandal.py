@@ -269,9 +269,7 @@ class SCANDAL:
     @classmethod
     def load(cls, path: str) -> SCANDAL:
         """The fitted estimator saved at ``path`` (never unpickles)."""
-        config, arrays = read_archive(path)
-        if config.get("class") != "SCANDAL":
-            raise ValueError(f"path: holds a {config.get('class')}, not a SCANDAL")
+        config, arrays = read_archive(path, expect="SCANDAL")
         net = config["net"]
         if net["kind"] == "categorical":
             flow, options = "nsf", {k: net[k] for k in ("width", "depth", "activation")}

@@ -35,6 +35,12 @@ class Standardizer(eqx.Module):
     x_std: jax.Array
 
     @staticmethod
+    def zeros(dim_theta: int, dim_x: int) -> Standardizer:
+        """A skeleton of the right shapes, for :func:`lfi.posteriors.io.fill_module`."""
+        t, x = jnp.zeros(dim_theta), jnp.zeros(dim_x)
+        return Standardizer(t, t, x, x)
+
+    @staticmethod
     def fit(u: Any, x: Any) -> Standardizer:
         def stats(a: np.ndarray) -> tuple[jax.Array, jax.Array]:
             mean, std = a.mean(0), a.std(0)
@@ -130,9 +136,7 @@ class DirectPosterior(ObservationMixin):
 
     @classmethod
     def load(cls, path: str) -> DirectPosterior:
-        config, arrays = read_archive(path)
-        if config.get("class") != "DirectPosterior":
-            raise ValueError(f"path: holds a {config.get('class')}, not a DirectPosterior")
+        config, arrays = read_archive(path, expect="DirectPosterior")
         prior = prior_from_config(config["prior"])
         skeleton = build_flow(config["flow"])
         if config.get("latent_base") is not None:
@@ -142,8 +146,7 @@ class DirectPosterior(ObservationMixin):
             zeros = jnp.zeros(knots + 1)
             skeleton = with_base(skeleton, RadialNormal(zeros, zeros, prior.dim))
         flow = fill_module(skeleton, arrays, "flow")
-        zeros = jnp.zeros(prior.dim), jnp.zeros(config["dim_x"])
-        stand = fill_module(Standardizer(zeros[0], zeros[0], zeros[1], zeros[1]), arrays, "stand")
+        stand = fill_module(Standardizer.zeros(prior.dim, config["dim_x"]), arrays, "stand")
         history = History.from_dict(config.get("history"))
         post = cls(prior, flow, stand, config["flow"], config["dim_x"], history, config["method"])
         if config.get("default_x") is not None:

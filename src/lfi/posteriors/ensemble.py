@@ -235,9 +235,7 @@ class EnsemblePosterior(ArvizMixin):
     def load(cls, path: str) -> EnsemblePosterior:
         from lfi.api import load as load_any
 
-        config, arrays = read_archive(path)
-        if config.get("class") != "EnsemblePosterior":
-            raise ValueError(f"path: holds a {config.get('class')}, not an EnsemblePosterior")
+        config, arrays = read_archive(path, expect="EnsemblePosterior")
         members = []
         with tempfile.TemporaryDirectory() as tmp:
             for k, member in enumerate(config["members"]):

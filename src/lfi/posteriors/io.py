@@ -104,8 +104,11 @@ def _versions() -> dict[str, str]:
     return out
 
 
-def read_archive(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
-    """Read a file written by :func:`write_archive`; never unpickles."""
+def read_archive(
+    path: str | Path, expect: str | None = None
+) -> tuple[dict[str, Any], dict[str, np.ndarray]]:
+    """Read a file written by :func:`write_archive`; never unpickles. ``expect``: the model
+    class the file must hold (its config's ``"class"``)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"path: no such file {str(path)!r}")
@@ -121,6 +124,8 @@ def read_archive(path: str | Path) -> tuple[dict[str, Any], dict[str, np.ndarray
         raise ValueError(f"path: {str(path)!r} has a damaged header")
     if config.get("version", 0) > VERSION:
         raise ValueError(f"path: file version {config['version']} is newer than this lfi")
+    if expect is not None and config.get("class") != expect:
+        raise ValueError(f"path: holds a {config.get('class')}, not a {expect}")
     with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
         arrays = {k: npz[k] for k in npz.files}
     return config, arrays

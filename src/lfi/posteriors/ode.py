@@ -223,13 +223,10 @@ class ODEPosterior(ObservationMixin):
 
     @classmethod
     def load(cls, path: str) -> ODEPosterior:
-        config, arrays = read_archive(path)
-        if config.get("class") != "ODEPosterior":
-            raise ValueError(f"path: holds a {config.get('class')}, not an ODEPosterior")
+        config, arrays = read_archive(path, expect="ODEPosterior")
         prior = prior_from_config(config["prior"])
         net = fill_module(build_vector_field(config["net"]), arrays, "net")
-        zeros = jnp.zeros(prior.dim), jnp.zeros(config["dim_x"])
-        stand = fill_module(Standardizer(zeros[0], zeros[0], zeros[1], zeros[1]), arrays, "stand")
+        stand = fill_module(Standardizer.zeros(prior.dim, config["dim_x"]), arrays, "stand")
         post = cls(
             prior, net, path_from_config(config["path"]), stand,
             {"net": config["net"], "ode": config["ode"]}, config["dim_x"],

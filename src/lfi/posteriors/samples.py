@@ -171,9 +171,7 @@ class ParticlePosterior(ArvizMixin):
 
     @classmethod
     def load(cls, path: str) -> ParticlePosterior:
-        config, arrays = read_archive(path)
-        if config.get("class") != "ParticlePosterior":
-            raise ValueError(f"path: holds a {config.get('class')}, not a ParticlePosterior")
+        config, arrays = read_archive(path, expect="ParticlePosterior")
         prior = prior_from_config(config["prior"])
         return cls(
             prior,

@@ -319,14 +319,11 @@ class UnnormalizedPosterior(ObservationMixin):
 
     @classmethod
     def load(cls, path: str) -> UnnormalizedPosterior:
-        config, arrays = read_archive(path)
-        if config.get("class") != "UnnormalizedPosterior":
-            raise ValueError(f"path: holds a {config.get('class')}, not an UnnormalizedPosterior")
+        config, arrays = read_archive(path, expect="UnnormalizedPosterior")
         prior = prior_from_config(config["prior"])
         build = build_flow if config["kind"] == "likelihood" else build_classifier
         net = fill_module(build(config["net"]), arrays, "net")
-        zt, zx = jnp.zeros(prior.dim), jnp.zeros(config["dim_x"])
-        stand = fill_module(Standardizer(zt, zt, zx, zx), arrays, "stand")
+        stand = fill_module(Standardizer.zeros(prior.dim, config["dim_x"]), arrays, "stand")
         post = cls(
             prior,
             net,
