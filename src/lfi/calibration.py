@@ -101,6 +101,12 @@ def _test_set(posterior: Any, theta: Any, x: Any, with_mask: bool = False) -> tu
     return (theta[ok], x[ok], posterior) + ((ok,) if with_mask else ())
 
 
+def _level(count: Any, ties: Any, u: Any, n: int) -> Any:
+    """(count + u·(1 + ties)) / (n + 1): where θ* falls among n draws, ties and the finite n
+    randomised away by u ~ U(0, 1), so that it is exactly U(0, 1) when calibrated."""
+    return (count + u * (1 + ties)) / (n + 1)
+
+
 def _finite(draws: np.ndarray, what: str) -> np.ndarray:
     """NaN draws would compare as False and bias every rank and coverage: an error instead."""
     if not np.all(np.isfinite(draws)):
@@ -229,8 +235,7 @@ def expected_coverage(
         lp = np.asarray(post.log_prob(np.concatenate([theta[i : i + 1], draws]), x=x[i]))
         if np.isnan(lp).any() or lp[0] == np.inf:  # NaN at θ* would count it covered
             raise ValueError(f"posterior: log_prob is NaN (or +inf at θ*) at test pair {i}")
-        higher, ties = np.sum(lp[1:] > lp[0]), np.sum(lp[1:] == lp[0])
-        alphas[i] = (higher + u[i] * (1 + ties)) / (num_samples + 1)
+        alphas[i] = _level(np.sum(lp[1:] > lp[0]), np.sum(lp[1:] == lp[0]), u[i], num_samples)
     coverage = np.array([np.mean(alphas <= lv) for lv in levels])
     return CoverageResult(levels, coverage, alphas)
 
@@ -353,7 +358,7 @@ def tarp(
     d_draw = np.linalg.norm((draws - refs[:, None]) / scale, axis=-1)
     nearer = np.sum(d_draw < d_true[:, None], 1)
     ties = np.sum(d_draw == d_true[:, None], 1)
-    f = (nearer + rng.uniform(size=n_pairs) * (1 + ties)) / (n + 1)
+    f = _level(nearer, ties, rng.uniform(size=n_pairs), n)
     levels = np.linspace(0.0, 1.0, int(num_levels))
     ecp = np.mean(f[:, None] < levels[None], 0)
     atc = float(np.mean(1.0 - np.maximum(f, 0.5)) - 0.375)

@@ -129,10 +129,15 @@ def _seed_globals(seed: int | list[int]) -> None:
         sys.modules["torch"].manual_seed(int(words[0] >> np.uint64(1)))
 
 
+def _numpy(x: Any) -> np.ndarray:
+    """A simulator's output as a numpy array (a torch tensor detached and moved to the CPU)."""
+    return np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
+
+
 def _as_output(x: Any, n: int, name: str) -> np.ndarray:
     if x is None:
         raise TypeError(f"simulator: returned None ({name}; a missing return?)")
-    raw = np.asarray(x.detach().cpu().numpy() if hasattr(x, "detach") else x)
+    raw = _numpy(x)
     if raw.dtype == object or not np.issubdtype(raw.dtype, np.number) and raw.dtype != bool:
         raise TypeError(f"simulator: returned {raw.dtype} values, expected numbers ({name})")
     with np.errstate(over="ignore", invalid="ignore"):
@@ -194,7 +199,7 @@ def _one_row(out: Any, batched: bool) -> Any:
     """One simulation of a per-sample simulator: any shape, flattened as the batched forms are."""
     if batched or out is None:
         return out
-    return np.asarray(out.detach().cpu().numpy() if hasattr(out, "detach") else out).reshape(1, -1)
+    return _numpy(out).reshape(1, -1)
 
 
 def _stack_rows(rows: list, raised: np.ndarray, errors: dict) -> tuple:
@@ -287,11 +292,10 @@ def run_simulator(
     if widths:
         xs = [p if not b.all() else np.full((len(p), widths[0]), np.nan, np.float32)
               for p, b in zip(xs, _chunks(raised, chunk))]  # fmt: skip
-    if len({p.shape[1] for p in xs}) > 1:
+    if len(chunk_widths := {p.shape[1] for p in xs}) > 1:
         raise ValueError(
-            f"simulator: chunks returned outputs of different widths "
-            f"{sorted({p.shape[1] for p in xs})}: every simulation must give the same number of "
-            "values"
+            f"simulator: chunks returned outputs of different widths {sorted(chunk_widths)}: "
+            "every simulation must give the same number of values"
         )
     x = np.concatenate(xs) if xs else np.zeros((0, 1), np.float32)
     nonfinite = ~np.all(np.isfinite(x), axis=1) & ~raised
