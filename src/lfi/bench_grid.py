@@ -172,7 +172,14 @@ def bench(
         _upgrade(path)
     previous = _read(path)
     done = {_key(r) for r in previous}
-    same = lambda r: r["seed"] == str(seed) and r["options"] == opts  # noqa: E731
+    same = lambda r: (
+        (r["seed"], r["options"], r["num_samples"])
+        == (  # noqa: E731
+            str(seed),
+            opts,
+            str(num_samples),
+        )
+    )
     stale = sum(1 for r in previous if same(r) and (r.get("code") or "") != code)
     if stale and progress:
         tqdm.write(f"{path}: {stale} rows of another lfi code (not {code}) are kept, not reused")
@@ -213,10 +220,7 @@ def bench(
                 tqdm.write(f"{t} · {m} · {b}: C2ST {np.mean(scores):.3f} over {len(scores)} obs")
     bar.close()
     rows = _read(path)
-    summarize(
-        [r for r in rows if same(r) and r["code"] == code and r["num_samples"] == str(num_samples)],
-        out,
-    )
+    summarize([r for r in rows if same(r) and r["code"] == code], out)
     return rows
 
 
