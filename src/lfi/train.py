@@ -136,13 +136,32 @@ _VAL_KEY = 0  # the same key every epoch: a random loss (NRE) stays comparable
 
 
 @eqx.filter_jit
-def _epoch(params, static, opt_state, train, order, val, key, loss, optimizer, batch_size):
-    """One epoch: a scan over mini-batches, then the validation loss (all in one jit)."""
+def _loss_value(params, static, data, key, loss):
+    return loss(eqx.combine(params, static), data, key)
+
+
+@eqx.filter_jit
+def _init(optimizer, params):
+    return optimizer.init(params)  # one compilation, not one per leaf shape
+
+
+@eqx.filter_jit
+def _epoch(params, static, opt_state, train, order, val, key, loss, optimizer, batch_size, before):
+    """One epoch: a scan over mini-batches, then the validation loss (all in one jit). With
+    ``before`` true it also returns the validation loss of the incoming weights (the baseline
+    of the first epoch; a separate call compiled and traced the loss once more: ~1 s of a
+    fresh process), else NaN."""
+    val_before = jax.lax.cond(
+        before,
+        lambda p: _loss_value(p, static, val, jax.random.key(_VAL_KEY), loss),
+        lambda p: jnp.asarray(jnp.nan, jnp.float32),
+        params,
+    )
     params, opt_state, train_loss = _steps(
         params, static, opt_state, train, order, key, loss, optimizer, batch_size
     )
-    val_loss = loss(eqx.combine(params, static), val, jax.random.key(_VAL_KEY))
-    return params, opt_state, train_loss, val_loss
+    val_loss = _loss_value(params, static, val, jax.random.key(_VAL_KEY), loss)
+    return params, opt_state, train_loss, val_loss, val_before
 
 
 _block_steps = eqx.filter_jit(_steps)
@@ -182,11 +201,6 @@ class BlockSource:
 
     def blocks(self, key: jax.Array):  # pragma: no cover - interface
         raise NotImplementedError
-
-
-@eqx.filter_jit
-def _loss_value(params, static, data, key, loss):
-    return loss(eqx.combine(params, static), data, key)
 
 
 def fit(
@@ -244,7 +258,7 @@ def fit(
         if n_train < 2:
             raise ValueError(f"data: need at least 2 training rows, got {n_train}")
     else:
-        data = tuple(jnp.asarray(a) for a in data)
+        data = tuple(np.asarray(a) for a in data)  # split on the host: no compilation
         n = data[0].shape[0]
         if any(a.shape[0] != n for a in data):
             raise ValueError(
@@ -257,7 +271,7 @@ def fit(
         num_val = num_validation(n, validation_fraction)
         key_split, key_train = jax.random.split(as_key(seed))
         if validation is None:
-            perm = jax.random.permutation(key_split, n)
+            perm = numpy_rng(key_split).permutation(n)
         else:
             mask = np.asarray(validation)
             if mask.dtype != bool or mask.shape != (n,):
@@ -268,26 +282,31 @@ def fit(
             num_val = num_validation(n, validation_fraction, mask)
             if num_val < 1:
                 raise ValueError("validation: the mask holds out no row")
-            perm = jnp.asarray(np.concatenate([np.flatnonzero(mask), np.flatnonzero(~mask)]))
+            perm = np.concatenate([np.flatnonzero(mask), np.flatnonzero(~mask)])
         if n - num_val < 2:
             raise ValueError(f"data: need at least 2 training rows, got {n - num_val} of {n}")
-        val = tuple(a[perm[:num_val]] for a in data)
-        train = tuple(a[perm[num_val:]] for a in data)
+        val = tuple(jnp.asarray(a[perm[:num_val]]) for a in data)
+        train = tuple(jnp.asarray(a[perm[num_val:]]) for a in data)
         n_train = n - num_val
     batch_size = int(min(batch_size, n_train))
 
     params, static = _partition(model)
     # strong-typed leaves: a weak-typed one (e.g. from jnp.full with a Python scalar) comes back
-    # strong from the first epoch, and the second epoch would compile the whole epoch again
-    params = jax.tree_util.tree_map(lambda a: jax.lax.convert_element_type(a, a.dtype), params)
+    # strong from the first epoch, and the second epoch would compile the whole epoch again (a
+    # round trip through numpy drops the weak type without compiling anything)
+    params = jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a)), params)
     if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
         raise ValueError(f"weight_decay: expected a number >= 0, got {weight_decay!r}")
     optimizer = _optimizer(None if clip_norm is None else float(clip_norm), float(weight_decay))
-    opt_state = _set_lr(optimizer.init(params), learning_rate)
+    opt_state = _set_lr(_init(optimizer, params), learning_rate)
     steps_per_epoch = max(1, n_train // batch_size)
     patience = max(int(patience), math.ceil(int(patience_steps) / steps_per_epoch))
     history = History()
-    best_val = float(_loss_value(params, static, val, jax.random.key(_VAL_KEY), loss))
+    # the incoming weights' validation loss is the first epoch's baseline (for a warm start
+    # that training must beat); the in-memory epoch computes it in the same call
+    best_val = math.inf
+    if streamed:
+        best_val = float(_loss_value(params, static, val, jax.random.key(_VAL_KEY), loss))
     state = {
         "epoch": 0,
         "best_val": best_val if math.isfinite(best_val) else math.inf,
@@ -311,14 +330,14 @@ def fit(
     start = time.perf_counter() - history.seconds
     first = state["epoch"]
 
-    def run(params, opt_state, key):
+    def run(params, opt_state, key, before):
         if streamed:
-            return _streamed_epoch(
+            return *_streamed_epoch(
                 params, static, opt_state, train, val, key, loss, optimizer, batch_size
-            )
+            ), math.nan
         order = _order(jax.random.fold_in(key, 1), n_train, batch_size)
         return _epoch(params, static, opt_state, train, order, val, key, loss, optimizer,
-                      batch_size)  # fmt: skip
+                      batch_size, jnp.asarray(before))  # fmt: skip
 
     bar = tqdm(
         range(first, max_epochs if not state["finished"] else first),
@@ -330,8 +349,13 @@ def fit(
     for epoch in bar:
         tic = time.perf_counter()
         key_epoch = jax.random.fold_in(key_train, epoch)
-        params, opt_state, train_loss, val_loss = run(params, opt_state, key_epoch)
+        before = not streamed and epoch == 0
+        params, opt_state, train_loss, val_loss, val_before = run(
+            params, opt_state, key_epoch, before
+        )
         train_loss, val_loss = float(train_loss), float(val_loss)
+        if before and math.isfinite(float(val_before)):
+            state["best_val"] = float(val_before)
         history.epoch_seconds.append(time.perf_counter() - tic)
         history.train_loss.append(train_loss)
         history.val_loss.append(val_loss)
@@ -347,7 +371,7 @@ def fit(
             state["wait"], state["since_best"] = max(1, patience // 2), 0
             state["learning_rate"] *= lr_factor
             params = best_params
-            opt_state = _set_lr(optimizer.init(best_params), state["learning_rate"])
+            opt_state = _set_lr(_init(optimizer, best_params), state["learning_rate"])
         elif state["since_best"] >= state["wait"]:
             history.stopped_early = state["finished"] = True
         history.seconds = time.perf_counter() - start
