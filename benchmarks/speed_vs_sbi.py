@@ -53,6 +53,7 @@ def lfi_worker(args) -> None:
         nn_width=args.nn_width,
         conditioner=args.conditioner,
         knots=10,
+        learning_rate=args.learning_rate,
         **({} if args.lr_decays is None else {"lr_decays": args.lr_decays}),
     )
     post = npe.fit(theta, x, seed=args.seed)
@@ -93,6 +94,14 @@ def main(argv=None) -> int:
         type=int,
         default=None,
         help="lfi's learning-rate decays on plateau (default: lfi's; 0 = sbi's schedule)",
+    )
+    p.add_argument("--learning-rate", type=float, default=5e-4, help="lfi's learning rate")
+    p.add_argument(
+        "--sbi-learning-rates",
+        type=float,
+        nargs="+",
+        default=[5e-4],
+        help="train sbi once per learning rate (sbi's default: 5e-4); the first is the baseline",
     )
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/speed_vs_sbi")
     p.add_argument("--sbi-python", default=str(ROOT / ".venv-sbi/bin/python"))
@@ -162,20 +171,22 @@ def train_both(args, work: Path, prior: str) -> dict:
         str(args.seed),
         "--batch-size",
         str(args.batch_size),
-        "--out",
-        str(work / "sbi"),
     ]
-    t0 = time.perf_counter()
-    subprocess.run(cmd, check=True)
-    sbi = json.loads((work / "sbi/result.json").read_text())
-    runs["sbi"] = {
-        **sbi,
-        "train_seconds": sbi["training_time_s"],
-        "epochs": sbi["num_epochs"],
-        "seconds_per_epoch": sbi["time_per_epoch_s"],
-        "process_seconds": time.perf_counter() - t0,
-        "index_base": 0,  # sbi_npe.py names samples from 0
-    }
+    for i, lr in enumerate(args.sbi_learning_rates):
+        label, sub = ("sbi", "sbi") if i == 0 else (f"sbi (lr {lr:g})", f"sbi_lr{lr:g}")
+        t0 = time.perf_counter()
+        subprocess.run([*cmd, "--learning-rate", str(lr), "--out", str(work / sub)], check=True)
+        sbi = json.loads((work / sub / "result.json").read_text())
+        runs[label] = {
+            **sbi,
+            "train_seconds": sbi["training_time_s"],
+            "epochs": sbi["num_epochs"],
+            "seconds_per_epoch": sbi["time_per_epoch_s"],
+            "process_seconds": time.perf_counter() - t0,
+            "learning_rate": lr,
+            "dir": str(work / sub),
+            "index_base": 0,  # sbi_npe.py names samples from 0
+        }
     cache = Path(tempfile.mkdtemp(prefix="lfi-jaxcache-"))
     for label in ("lfi (cold cache)", "lfi (warm cache)"):
         out_dir = work / label.split()[1].strip("(")
@@ -201,6 +212,8 @@ def train_both(args, work: Path, prior: str) -> dict:
             str(args.flow_layers),
             "--conditioner",
             args.conditioner,
+            "--learning-rate",
+            str(args.learning_rate),
             *([] if args.lr_decays is None else ["--lr-decays", str(args.lr_decays)]),
             "--seed",
             str(args.seed),
@@ -212,10 +225,10 @@ def train_both(args, work: Path, prior: str) -> dict:
         runs[label] = {
             **json.loads((out_dir / "result.json").read_text()),
             "process_seconds": time.perf_counter() - t0,
+            "learning_rate": args.learning_rate,
             "dir": str(out_dir),
             "index_base": 1,
         }
-    runs["sbi"]["dir"] = str(work / "sbi")
     return runs
 
 
@@ -260,19 +273,21 @@ def render(runs: dict, args, command: str) -> str:
         "",
         f"Command: `{command}` (2-core CPU, machine otherwise idle).",
         "",
-        f"Same simulations, batch size {args.batch_size}, lr 5e-4, 10% validation, patience 20,"
-        " clip 5.0"
+        f"Same simulations, batch size {args.batch_size}, 10% validation, patience 20, clip 5.0;"
+        f" learning rate: sbi {args.sbi_learning_rates[0]:g} (each row says its own), lfi"
+        f" {args.learning_rate:g}"
         + ("" if args.lr_decays is None else f", lfi learning-rate decays {args.lr_decays}")
         + ". C2ST: mean over observations 1-10, 10 000 samples vs lfi's reference.",
         "",
-        "| run | parameters | epochs | s/epoch | epoch speed-up | train s | total speed-up "
+        "| run | lr | parameters | epochs | s/epoch | epoch speed-up | train s | total speed-up "
         "| C2ST |",
-        "|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|",
     ]
     for label, r in runs.items():
         spe = r["seconds_per_epoch"]
         lines.append(
-            f"| {label} | {r['num_parameters']} | {r['epochs']} | {spe:.3f} | "
+            f"| {label} | {r.get('learning_rate', 5e-4):g} | {r['num_parameters']} | "
+            f"{r['epochs']} | {spe:.3f} | "
             f"{sbi['seconds_per_epoch'] / spe:.1f}× | {r['train_seconds']:.1f} | "
             f"{sbi_train / r['train_seconds']:.1f}× | {r['c2st_mean']:.3f} |"
         )
