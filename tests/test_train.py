@@ -222,3 +222,20 @@ def test_cli_train_resumes_from_its_checkpoint(tmp_path, capsys):
     loaded = lfi.load(tmp_path / "o" / "posterior.lfi")
     assert len(loaded.history.val_loss) == 4  # the history survives save and load
     assert (tmp_path / "o" / "checkpoint.npz").is_file()
+
+
+def test_a_loss_of_another_float_dtype_and_key_arrays_in_the_data_train():
+    # the first epoch's baseline validation loss is computed under lax.cond: its branches must
+    # agree whatever dtype the loss returns; and arrays of JAX keys (which numpy cannot hold)
+    # are split into training and validation rows like any other array
+    x, y = _problem(n=256)
+    keys = jax.random.split(jax.random.key(3), 256)
+    model = eqx.nn.Linear(1, 1, key=jax.random.key(0))
+
+    def noisy_bf16(m, batch, key):
+        x, y, k = batch
+        noise = 0.01 * jax.vmap(lambda kk: jax.random.normal(kk, (1,)))(k)
+        return mse(m, (x, y + noise), key).astype(jnp.bfloat16)
+
+    fitted, h = fit(model, noisy_bf16, (x, y, keys), seed=0, max_epochs=3, progress=False)
+    assert len(h.val_loss) == 3 and all(np.isfinite(h.val_loss))

@@ -151,10 +151,11 @@ def _epoch(params, static, opt_state, train, order, val, key, loss, optimizer, b
     ``before`` true it also returns the validation loss of the incoming weights (the baseline
     of the first epoch; a separate call compiled and traced the loss once more: ~1 s of a
     fresh process), else NaN."""
+    dtype = jnp.result_type(float)  # float32, or float64 with jax_enable_x64: any loss fits
     val_before = jax.lax.cond(
         before,
-        lambda p: _loss_value(p, static, val, jax.random.key(_VAL_KEY), loss),
-        lambda p: jnp.asarray(jnp.nan, jnp.float32),
+        lambda p: _loss_value(p, static, val, jax.random.key(_VAL_KEY), loss).astype(dtype),
+        lambda p: jnp.asarray(jnp.nan, dtype),
         params,
     )
     params, opt_state, train_loss = _steps(
@@ -258,7 +259,7 @@ def fit(
         if n_train < 2:
             raise ValueError(f"data: need at least 2 training rows, got {n_train}")
     else:
-        data = tuple(np.asarray(a) for a in data)  # split on the host: no compilation
+        data = tuple(_host(a) for a in data)  # split on the host: no compilation
         n = data[0].shape[0]
         if any(a.shape[0] != n for a in data):
             raise ValueError(
@@ -389,6 +390,13 @@ def fit(
     return eqx.combine(best_params, static), history
 
 
+def _host(a: Any) -> Any:
+    """``a`` as a numpy array, except arrays of JAX keys (which numpy cannot hold)."""
+    if isinstance(a, jax.Array) and jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+        return a
+    return np.asarray(a)
+
+
 def num_validation(n: int, validation_fraction: float, validation: Any = None) -> int:
     """How many of ``n`` rows :func:`fit` holds out: the mask's True rows, or a
     ``validation_fraction`` of them (at least one)."""
@@ -486,7 +494,8 @@ class _Checkpoint:
             if meta["fingerprint"] != self.fingerprint:
                 raise ValueError(
                     f"checkpoint: {str(self.path)!r} belongs to another training run (model, "
-                    "data or seed differ); delete it or give another path"
+                    "data, seed or the lfi version that wrote it differ); delete it or give "
+                    "another path"
                 )
             leaves, treedef = jax.tree_util.tree_flatten(like)
             restored = [jnp.asarray(f[f"leaf{i}"], a.dtype) for i, a in enumerate(leaves)]
