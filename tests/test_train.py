@@ -239,3 +239,27 @@ def test_a_loss_of_another_float_dtype_and_key_arrays_in_the_data_train():
 
     fitted, h = fit(model, noisy_bf16, (x, y, keys), seed=0, max_epochs=3, progress=False)
     assert len(h.val_loss) == 3 and all(np.isfinite(h.val_loss))
+
+
+_COMPILING: list = []
+jax.monitoring.register_event_duration_secs_listener(
+    lambda name, secs, **kw: _COMPILING and _COMPILING[-1].append(name)
+)
+
+
+def test_epochs_after_the_first_compile_nothing_even_across_decays():
+    # a weak-typed weight, a leaf whose type changed after the first epoch, or a learning-rate
+    # decay that rebuilt the optimizer state differently would each compile the whole epoch
+    # again (seconds for a flow); a second run of the same shapes must compile nothing at all
+    x, y = _problem()
+    model = eqx.nn.Linear(1, 1, key=jax.random.key(0))
+    model = eqx.tree_at(lambda m: m.bias, model, jnp.full((1,), 0.0))  # weak-typed
+    options = dict(seed=1, batch_size=32, learning_rate=0.2, patience=3, progress=False)
+    fit(model, mse, (x, y), max_epochs=2, lr_decays=1, **options)  # compiles what it needs
+    _COMPILING.append([])
+    try:
+        _, h = fit(model, mse, (x, y), max_epochs=200, lr_decays=2, **options)
+    finally:
+        events = _COMPILING.pop()
+    assert h.stopped_early  # so both decays happened (it stops only when none is left)
+    assert "/jax/core/compile/backend_compile_duration" not in events, events
