@@ -168,8 +168,13 @@ def _epoch(params, static, opt_state, train, order, val, key, loss, optimizer, b
 _block_steps = eqx.filter_jit(_steps)
 
 
-def _streamed_epoch(params, static, opt_state, source, val, key, loss, optimizer, batch_size):
-    """One epoch over a :class:`BlockSource`: each block in memory in turn, then validation."""
+def _streamed_epoch(
+    params, static, opt_state, source, val, key, loss, optimizer, batch_size, before
+):
+    """One epoch over a :class:`BlockSource`: each block in memory in turn, then validation
+    (and, with ``before``, first the validation loss of the incoming weights, else NaN)."""
+    val_key = jax.random.key(_VAL_KEY)
+    val_before = _loss_value(params, static, val, val_key, loss) if before else math.nan
     key_order, key_steps = jax.random.split(key)
     losses, weights = [], []
     for b, block in enumerate(source.blocks(key_order)):
@@ -184,8 +189,8 @@ def _streamed_epoch(params, static, opt_state, source, val, key, loss, optimizer
         losses.append(float(value))
         weights.append(block[0].shape[0] // batch_size)
     train_loss = float(np.average(losses, weights=weights)) if losses else math.nan
-    val_loss = _loss_value(params, static, val, jax.random.key(_VAL_KEY), loss)
-    return params, opt_state, train_loss, val_loss
+    val_loss = _loss_value(params, static, val, val_key, loss)
+    return params, opt_state, train_loss, val_loss, val_before
 
 
 class BlockSource:
@@ -303,14 +308,9 @@ def fit(
     steps_per_epoch = max(1, n_train // batch_size)
     patience = max(int(patience), math.ceil(int(patience_steps) / steps_per_epoch))
     history = History()
-    # the incoming weights' validation loss is the first epoch's baseline (for a warm start
-    # that training must beat); the in-memory epoch computes it in the same call
-    best_val = math.inf
-    if streamed:
-        best_val = float(_loss_value(params, static, val, jax.random.key(_VAL_KEY), loss))
     state = {
         "epoch": 0,
-        "best_val": best_val if math.isfinite(best_val) else math.inf,
+        "best_val": math.inf,  # the first epoch sets the incoming weights' validation loss
         "since_best": 0,
         "decays_left": int(lr_decays),
         "wait": patience,
@@ -333,9 +333,9 @@ def fit(
 
     def run(params, opt_state, key, before):
         if streamed:
-            return *_streamed_epoch(
-                params, static, opt_state, train, val, key, loss, optimizer, batch_size
-            ), math.nan
+            return _streamed_epoch(
+                params, static, opt_state, train, val, key, loss, optimizer, batch_size, before
+            )
         order = _order(jax.random.fold_in(key, 1), n_train, batch_size)
         return _epoch(params, static, opt_state, train, order, val, key, loss, optimizer,
                       batch_size, jnp.asarray(before))  # fmt: skip
@@ -350,13 +350,15 @@ def fit(
     for epoch in bar:
         tic = time.perf_counter()
         key_epoch = jax.random.fold_in(key_train, epoch)
-        before = not streamed and epoch == 0
+        # the first epoch also returns the incoming weights' validation loss: the baseline
+        # (for a warm start) that training must beat
+        before = epoch == 0
         params, opt_state, train_loss, val_loss, val_before = run(
             params, opt_state, key_epoch, before
         )
-        train_loss, val_loss = float(train_loss), float(val_loss)
-        if before and math.isfinite(float(val_before)):
-            state["best_val"] = float(val_before)
+        train_loss, val_loss, val_before = float(train_loss), float(val_loss), float(val_before)
+        if before and math.isfinite(val_before):
+            state["best_val"] = val_before
         history.epoch_seconds.append(time.perf_counter() - tic)
         history.train_loss.append(train_loss)
         history.val_loss.append(val_loss)
