@@ -108,7 +108,7 @@ def _order(key: jax.Array, n: int, batch_size: int) -> jax.Array:
     is a sort that cost ~5% of a small network's epoch on a CPU."""
     num_batches = n // batch_size
     perm = numpy_rng(key).permutation(n)[: num_batches * batch_size]
-    return jnp.asarray(perm.astype(np.int32))
+    return jax.device_put(perm.astype(np.int32))
 
 
 def _steps(params, static, opt_state, train, order, key, loss, optimizer, batch_size):
@@ -180,7 +180,7 @@ def _streamed_epoch(
     for b, block in enumerate(source.blocks(key_order)):
         if block[0].shape[0] < batch_size:
             continue
-        block = tuple(jnp.asarray(a) for a in block)
+        block = tuple(jax.device_put(_host(a)) for a in block)
         key_block = jax.random.fold_in(key_steps, b)
         order = _order(key_block, block[0].shape[0], batch_size)
         params, opt_state, value = _block_steps(
@@ -259,7 +259,7 @@ def fit(
                 f"block_rows: expected at least batch_size ({batch_size}) rows per block, got "
                 f"{data.block_rows} (smaller blocks hold no whole batch: nothing would train)"
             )
-        val = tuple(jnp.asarray(a) for a in data.validation)
+        val = tuple(jax.device_put(_host(a)) for a in data.validation)
         train, n_train, key_train = data, int(data.num_train), as_key(seed)
         if n_train < 2:
             raise ValueError(f"data: need at least 2 training rows, got {n_train}")
@@ -291,8 +291,9 @@ def fit(
             perm = np.concatenate([np.flatnonzero(mask), np.flatnonzero(~mask)])
         if n - num_val < 2:
             raise ValueError(f"data: need at least 2 training rows, got {n - num_val} of {n}")
-        val = tuple(jnp.asarray(a[perm[:num_val]]) for a in data)
-        train = tuple(jnp.asarray(a[perm[num_val:]]) for a in data)
+        # device_put, not jnp.asarray: that compiles a small program per shape (~10 ms each)
+        val = tuple(jax.device_put(a[perm[:num_val]]) for a in data)
+        train = tuple(jax.device_put(a[perm[num_val:]]) for a in data)
         n_train = n - num_val
     batch_size = int(min(batch_size, n_train))
 
@@ -300,7 +301,7 @@ def fit(
     # strong-typed leaves: a weak-typed one (e.g. from jnp.full with a Python scalar) comes back
     # strong from the first epoch, and the second epoch would compile the whole epoch again (a
     # round trip through numpy drops the weak type without compiling anything)
-    params = jax.tree_util.tree_map(lambda a: jnp.asarray(np.asarray(a)), params)
+    params = jax.tree_util.tree_map(lambda a: jax.device_put(np.asarray(a)), params)
     if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
         raise ValueError(f"weight_decay: expected a number >= 0, got {weight_decay!r}")
     optimizer = _optimizer(None if clip_norm is None else float(clip_norm), float(weight_decay))

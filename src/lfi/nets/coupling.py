@@ -23,13 +23,15 @@ from collections.abc import Callable
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import paramax
 from flowjax.bijections import AbstractBijection
 from flowjax.bijections.jax_transforms import Vmap
 from flowjax.utils import get_ravelled_pytree_constructor
 from jax.scipy.linalg import solve_triangular
-from jaxtyping import Array, PRNGKeyArray
+from jaxtyping import Array
 
+from lfi._rng import Seed
 from lfi.nets.resnet import ResidualNet
 
 
@@ -47,7 +49,7 @@ class ResidualCoupling(AbstractBijection):
 
     def __init__(
         self,
-        key: PRNGKeyArray,
+        key: Seed | np.random.Generator,
         *,
         transformer: AbstractBijection,
         untransformed_dim: int,
@@ -108,10 +110,11 @@ class LULinear(AbstractBijection):
     def __init__(self, dim: int, cond_dim: int | None = None):
         self.shape = (dim,)
         self.cond_shape = (cond_dim,) if cond_dim else None
-        self.lower = jnp.zeros((dim, dim))
-        self.upper = jnp.zeros((dim, dim))
-        self.raw_diag = jnp.full(dim, jnp.log(jnp.expm1(1.0)), dtype=jnp.float32)  # softplus = 1
-        self.bias = jnp.zeros(dim)
+        zeros = np.zeros(dim, jnp.result_type(float))  # numpy: nothing to compile
+        self.lower = jax.device_put(np.zeros((dim, dim), zeros.dtype))
+        self.upper = jax.device_put(np.zeros((dim, dim), zeros.dtype))
+        self.raw_diag = jax.device_put(np.full(dim, np.log(np.expm1(1.0)), np.float32))  # sp=1
+        self.bias = jax.device_put(zeros)
 
     def _factors(self) -> tuple[Array, Array, Array]:
         diag = jax.nn.softplus(self.raw_diag) + 1e-3

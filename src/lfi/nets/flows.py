@@ -24,17 +24,19 @@ front of the condition: the flow is an :class:`EmbeddedFlow` conditioned on its 
 
 from __future__ import annotations
 
+import functools
 import json
 from typing import Any
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flowjax.bijections import Chain, Flip, Invert, RationalQuadraticSpline, Scan
 from flowjax.distributions import Normal, Transformed
 from flowjax.flows import coupling_flow, masked_autoregressive_flow
 
-from lfi._rng import Seed, as_key, numpy_seed
+from lfi._rng import Seed, as_key, numpy_rng
 from lfi.nets.coupling import LULinear, ResidualCoupling
 from lfi.nets.embeddings import build_embedding, embed, embedding_config
 from lfi.nets.resnet import ACTIVATIONS, activation
@@ -110,9 +112,22 @@ def build_flow(config: dict[str, Any], seed: Seed = 0) -> Transformed | Embedded
     )
 
 
+@functools.cache
+def _base(dim: int) -> Normal:
+    """The standard normal base over ``dim`` variables (shared: it has no free parameters),
+    built by one compiled call: eagerly, flowjax's constructor compiled six small programs."""
+    return eqx.filter_jit(lambda: Normal(jnp.zeros(dim)))()
+
+
+@functools.cache
+def _spline(knots: int, interval: float) -> RationalQuadraticSpline:
+    """The identity spline the coupling layers start from (built like :func:`_base`)."""
+    return eqx.filter_jit(lambda: RationalQuadraticSpline(knots=knots, interval=interval))()
+
+
 def _build(config: dict[str, Any], seed: Seed) -> Transformed:
     dim = config["dim"]
-    base = Normal(jnp.zeros(dim))
+    base = _base(dim)
     common = dict(
         base_dist=base,
         cond_dim=config["cond_dim"],
@@ -121,13 +136,9 @@ def _build(config: dict[str, Any], seed: Seed) -> Transformed:
         nn_depth=config["nn_depth"],
         nn_activation=activation(config["activation"]),
     )
-    key = as_key(seed)
     if config["kind"] == "nsf" and dim > 1 and config["conditioner"] == "resnet":
-        # initial weights from an "unsafe_rbg" key seeded by ``key``: XLA's RngBitGenerator
-        # compiles in 0.4 s where threefry's unrolled rounds took 1.3 s (in every fresh
-        # process); its weaker split only makes layers' initial draws less independent
-        init_key = jax.random.key(numpy_seed(key), impl="unsafe_rbg")
-        return _residual_spline_flow(config, init_key, base)
+        return _residual_spline_flow(config, seed, base)
+    key = as_key(seed)
     if config["kind"] == "maf":
         return masked_autoregressive_flow(key, **common)
     spline = RationalQuadraticSpline(knots=config["knots"], interval=config["interval"])
@@ -137,19 +148,18 @@ def _build(config: dict[str, Any], seed: Seed) -> Transformed:
     return masked_autoregressive_flow(key, transformer=spline, **common)
 
 
-# One compilation builds the whole flow (eagerly, every random initialiser of every shape was
-# compiled on its own: about 60 small compilations, 2-3 s in every new process).
-@eqx.filter_jit
-def _residual_spline_flow(config: dict[str, Any], key: Any, base: Normal) -> Transformed:
-    # ``base`` comes in built: its checks (eqx.error_if) would be host callbacks under jit, and
-    # JAX does not cache a compilation with host callbacks on disk
+def _residual_spline_flow(config: dict[str, Any], seed: Seed, base: Normal) -> Transformed:
+    # initial weights drawn by numpy (lfi.nets.resnet.Dense): JAX's initialisers compiled about
+    # a second of small programs (or one jitted builder) in every new process
     dim, cond_dim = config["dim"], config["cond_dim"]
-    with jax.ensure_compile_time_eval():  # concrete: the couplings' constructors keep it
-        spline = RationalQuadraticSpline(knots=config["knots"], interval=config["interval"])
+    rng = numpy_rng(seed)
+    interval = config["interval"]  # a number, or a [low, high] pair (hashable for the cache)
+    interval = tuple(interval) if isinstance(interval, (list, tuple)) else float(interval)
+    spline = _spline(config["knots"], interval)  # concrete: the couplings keep it
 
-    def layer(key: Any) -> Chain:
+    def layer() -> Chain:
         coupling = ResidualCoupling(
-            key,
+            rng,
             transformer=spline,
             untransformed_dim=dim // 2,
             dim=dim,
@@ -160,5 +170,10 @@ def _residual_spline_flow(config: dict[str, Any], key: Any, base: Normal) -> Tra
         )  # Flip: the next layer transforms the variables this one conditioned on
         return Chain([coupling, Flip((dim,)), LULinear(dim)]).merge_chains()
 
-    layers = eqx.filter_vmap(layer)(jax.random.split(key, config["flow_layers"]))
+    layers = [layer() for _ in range(config["flow_layers"])]
+    arrays = [eqx.filter(a, eqx.is_array) for a in layers]
+    stacked = jax.tree_util.tree_map(
+        lambda *leaves: jax.device_put(np.stack([np.asarray(a) for a in leaves])), *arrays
+    )  # the layers' weights along a leading axis, for flowjax's Scan
+    layers = eqx.combine(stacked, eqx.filter(layers[0], eqx.is_array, inverse=True))
     return Transformed(base, Invert(Scan(layers)))
