@@ -180,7 +180,7 @@ def _streamed_epoch(
     for b, block in enumerate(source.blocks(key_order)):
         if block[0].shape[0] < batch_size:
             continue
-        block = tuple(jax.device_put(_host(a)) for a in block)
+        block = tuple(_device(a) for a in block)
         key_block = jax.random.fold_in(key_steps, b)
         order = _order(key_block, block[0].shape[0], batch_size)
         params, opt_state, value = _block_steps(
@@ -259,7 +259,7 @@ def fit(
                 f"block_rows: expected at least batch_size ({batch_size}) rows per block, got "
                 f"{data.block_rows} (smaller blocks hold no whole batch: nothing would train)"
             )
-        val = tuple(jax.device_put(_host(a)) for a in data.validation)
+        val = tuple(_device(a) for a in data.validation)
         train, n_train, key_train = data, int(data.num_train), as_key(seed)
         if n_train < 2:
             raise ValueError(f"data: need at least 2 training rows, got {n_train}")
@@ -391,6 +391,12 @@ def fit(
     if saver is not None:  # "finished" only after early stopping: a larger max_epochs goes on
         saver.save({"params": params, "opt_state": opt_state, "best": best_params}, state, history)
     return eqx.combine(best_params, static), history
+
+
+def _device(a: Any) -> jax.Array:
+    """``a`` on the device: JAX arrays as they are, others through numpy and ``device_put``
+    (``jnp.asarray`` of a numpy array compiles a small program per shape in this JAX)."""
+    return a if isinstance(a, jax.Array) else jax.device_put(np.asarray(a))
 
 
 def _host(a: Any) -> Any:

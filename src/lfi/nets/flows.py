@@ -112,17 +112,37 @@ def build_flow(config: dict[str, Any], seed: Seed = 0) -> Transformed | Embedded
     )
 
 
-@functools.cache
 def _base(dim: int) -> Normal:
-    """The standard normal base over ``dim`` variables (shared: it has no free parameters),
-    built by one compiled call: eagerly, flowjax's constructor compiled six small programs."""
-    return eqx.filter_jit(lambda: Normal(jnp.zeros(dim)))()
+    """The standard normal base over ``dim`` variables (its loc and scale are trained: flows
+    share the initial one, whose arrays are immutable)."""
+    return _cached_base(dim, jnp.result_type(float))
+
+
+def _spline(knots: int, interval: float | tuple[float, float]) -> RationalQuadraticSpline:
+    """The identity spline that the coupling layers start from."""
+    return _cached_spline(knots, interval, jnp.result_type(float))
+
+
+# Built once per process and float dtype (x64 may be switched on later), each by one compiled
+# call: eagerly, flowjax's constructors compiled about six small programs each. The base's
+# program holds a host callback (flowjax checks its scale), so JAX does not cache it on disk:
+# 25 ms in every new process.
+@functools.cache
+def _cached_base(dim: int, dtype: Any) -> Normal:
+    return eqx.filter_jit(lambda: Normal(jnp.zeros(dim, dtype)))()
 
 
 @functools.cache
-def _spline(knots: int, interval: float) -> RationalQuadraticSpline:
-    """The identity spline the coupling layers start from (built like :func:`_base`)."""
+def _cached_spline(knots: int, interval: Any, dtype: Any) -> RationalQuadraticSpline:
     return eqx.filter_jit(lambda: RationalQuadraticSpline(knots=knots, interval=interval))()
+
+
+def _interval(value: Any) -> float | tuple[float, float]:
+    """A spline interval as flowjax takes it: a number, or a (low, high) pair (JSON gives a
+    list)."""
+    if isinstance(value, (list, tuple)):
+        return tuple(float(v) for v in value)  # type: ignore[return-value]
+    return float(value)
 
 
 def _build(config: dict[str, Any], seed: Seed) -> Transformed:
@@ -141,7 +161,7 @@ def _build(config: dict[str, Any], seed: Seed) -> Transformed:
     key = as_key(seed)
     if config["kind"] == "maf":
         return masked_autoregressive_flow(key, **common)
-    spline = RationalQuadraticSpline(knots=config["knots"], interval=config["interval"])
+    spline = RationalQuadraticSpline(knots=config["knots"], interval=_interval(config["interval"]))
     if dim > 1 and config["conditioner"] == "mlp":
         return coupling_flow(key, transformer=spline, **common)
     # "made", or one variable (no coupling split): autoregressive splines
@@ -153,9 +173,7 @@ def _residual_spline_flow(config: dict[str, Any], seed: Seed, base: Normal) -> T
     # a second of small programs (or one jitted builder) in every new process
     dim, cond_dim = config["dim"], config["cond_dim"]
     rng = numpy_rng(seed)
-    interval = config["interval"]  # a number, or a [low, high] pair (hashable for the cache)
-    interval = tuple(interval) if isinstance(interval, (list, tuple)) else float(interval)
-    spline = _spline(config["knots"], interval)  # concrete: the couplings keep it
+    spline = _spline(config["knots"], _interval(config["interval"]))  # the couplings keep it
 
     def layer() -> Chain:
         coupling = ResidualCoupling(
