@@ -187,6 +187,72 @@ def test_a_checkpoint_is_refused_by_a_loss_of_the_same_factory_with_other_settin
         fit(model, make_loss(2.0), (x, y), checkpoint=ck, **opts)
 
 
+class _ScaledLoss(eqx.Module):
+    weight: float = eqx.field(static=True)  # a static setting, like BalancedNPELoss's balance
+
+    def __call__(self, model, batch, key):
+        return self.weight * mse(model, batch, key)
+
+
+def test_a_checkpoint_is_refused_by_a_loss_module_with_other_static_settings(tmp_path):
+    x, y = _problem()
+    model = eqx.nn.MLP(1, 1, 8, 1, key=jax.random.key(0))
+    opts = dict(seed=0, batch_size=32, max_epochs=2, progress=False)
+    ck = tmp_path / "ck.npz"
+    fit(model, _ScaledLoss(1.0), (x, y), checkpoint=ck, **opts)
+    fit(model, _ScaledLoss(1.0), (x, y), checkpoint=ck, **opts)  # the same settings resume
+    with pytest.raises(ValueError, match="checkpoint"):
+        fit(model, _ScaledLoss(2.0), (x, y), checkpoint=ck, **opts)
+
+
+def test_a_checkpoint_is_refused_for_other_incoming_weights(tmp_path):
+    # a warm start from other weights (same architecture, data and seed) is another run
+    x, y = _problem()
+    opts = dict(seed=0, batch_size=32, max_epochs=2, progress=False)
+    ck = tmp_path / "ck.npz"
+    fit(eqx.nn.MLP(1, 1, 8, 1, key=jax.random.key(0)), mse, (x, y), checkpoint=ck, **opts)
+    with pytest.raises(ValueError, match="checkpoint"):
+        fit(eqx.nn.MLP(1, 1, 8, 1, key=jax.random.key(1)), mse, (x, y), checkpoint=ck, **opts)
+
+
+def test_a_checkpoint_with_key_arrays_in_the_data_resumes(tmp_path):
+    x, y = _problem(n=256)
+    keys = jax.random.split(jax.random.key(3), 256)
+    model = eqx.nn.Linear(1, 1, key=jax.random.key(0))
+
+    def noisy(m, batch, key):
+        x, y, k = batch
+        return mse(m, (x, y + 0.01 * jax.vmap(lambda kk: jax.random.normal(kk, (1,)))(k)), key)
+
+    opts = dict(seed=0, batch_size=32, progress=False, checkpoint=tmp_path / "ck.npz")
+    whole, h_whole = fit(model, noisy, (x, y, keys), max_epochs=4, **{**opts, "checkpoint": None})
+    fit(model, noisy, (x, y, keys), max_epochs=2, **opts)
+    resumed, h = fit(model, noisy, (x, y, keys), max_epochs=4, **opts)
+    assert h.val_loss == h_whole.val_loss
+
+
+@pytest.mark.parametrize(
+    "options, name",
+    [
+        ({"patience": 0}, "patience"),
+        ({"clip_norm": -5.0}, "clip_norm"),
+        ({"clip_norm": 0}, "clip_norm"),
+        ({"weight_decay": True}, "weight_decay"),
+    ],
+)
+def test_options_that_would_train_wrongly_are_refused(options, name):
+    x, y = _problem(n=64)
+    model = eqx.nn.Linear(1, 1, key=jax.random.key(0))
+    with pytest.raises(ValueError, match=name):
+        fit(model, mse, (x, y), seed=0, max_epochs=2, progress=False, **options)
+
+
+def test_a_numpy_scalar_weight_decay_is_accepted():
+    x, y = _problem(n=64)
+    model = eqx.nn.Linear(1, 1, key=jax.random.key(0))
+    fit(model, mse, (x, y), seed=0, max_epochs=1, progress=False, weight_decay=np.float32(1e-4))
+
+
 def test_infer_with_a_store_resumes_the_campaign_and_trains(tmp_path):
     import lfi
 

@@ -23,6 +23,7 @@ processes start fast.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import hashlib
 import json
@@ -254,9 +255,10 @@ def fit(
     _check_options(batch_size, learning_rate, max_epochs, patience, lr_decays, lr_factor)
     streamed = isinstance(data, BlockSource)
     if streamed:
-        if getattr(data, "block_rows", batch_size) < batch_size:
+        needed = min(batch_size, int(data.num_train))  # the batch is clamped to the rows
+        if getattr(data, "block_rows", needed) < needed:
             raise ValueError(
-                f"block_rows: expected at least batch_size ({batch_size}) rows per block, got "
+                f"block_rows: expected at least batch_size ({needed}) rows per block, got "
                 f"{data.block_rows} (smaller blocks hold no whole batch: nothing would train)"
             )
         val = tuple(_device(a) for a in data.validation)
@@ -302,12 +304,18 @@ def fit(
     # strong from the first epoch, and the second epoch would compile the whole epoch again (a
     # round trip through numpy drops the weak type without compiling anything)
     params = jax.tree_util.tree_map(lambda a: jax.device_put(np.asarray(a)), params)
-    if not (isinstance(weight_decay, (int, float)) and weight_decay >= 0):
+    if not (_real(weight_decay) and weight_decay >= 0):
         raise ValueError(f"weight_decay: expected a number >= 0, got {weight_decay!r}")
+    if clip_norm is not None and not (_real(clip_norm) and clip_norm > 0):
+        raise ValueError(
+            f"clip_norm: expected a number > 0 or None (no clipping), got {clip_norm!r}"
+        )
     optimizer = _optimizer(None if clip_norm is None else float(clip_norm), float(weight_decay))
     opt_state = _set_lr(_init(optimizer, params), learning_rate)
     steps_per_epoch = max(1, n_train // batch_size)
     patience = max(int(patience), math.ceil(int(patience_steps) / steps_per_epoch))
+    if patience < 1:  # a wait of 0 epochs would stop (or decay) after the first, improved or not
+        raise ValueError("patience: expected at least 1 epoch (or patience_steps > 0), got 0")
     history = History()
     state = {
         "epoch": 0,
@@ -414,36 +422,51 @@ def num_validation(n: int, validation_fraction: float, validation: Any = None) -
     return max(1, int(round(validation_fraction * n)))
 
 
+def _real(value: Any) -> bool:
+    return isinstance(value, numbers.Real) and not isinstance(value, bool)
+
+
 def _check_options(batch_size, learning_rate, max_epochs, patience, lr_decays, lr_factor):
     for name, value, low in (("batch_size", batch_size, 1), ("max_epochs", max_epochs, 0),
                              ("patience", patience, 0), ("lr_decays", lr_decays, 0)):  # fmt: skip
         integer(value, name, low)
-    if not (isinstance(learning_rate, numbers.Real) and learning_rate > 0):
+    if not (_real(learning_rate) and learning_rate > 0):
         raise ValueError(f"learning_rate: expected a number > 0, got {learning_rate!r}")
-    if not (isinstance(lr_factor, numbers.Real) and 0 < lr_factor < 1):
+    if not (_real(lr_factor) and 0 < lr_factor < 1):
         raise ValueError(f"lr_factor: expected a number in (0, 1), got {lr_factor!r}")
 
 
 def _fingerprint(arrays, train, val, key, batch_size, loss, options) -> str:
-    """What a checkpoint must match to be resumed: model structure, data, seed, loss and the
-    training options (a resume with another learning rate, patience, clipping or schedule
-    would otherwise continue the old run under the new name; ``max_epochs`` may grow)."""
+    """What a checkpoint must match to be resumed: the model (structure and incoming weights:
+    a warm start from other weights is another run), data, seed, loss and the training options
+    (a resume with another learning rate, patience, clipping or schedule would otherwise
+    continue the old run under the new name; ``max_epochs`` may grow)."""
     h = hashlib.sha256()
     leaves, treedef = jax.tree_util.tree_flatten(arrays)
     h.update(str(treedef).encode())
     h.update(str([(a.shape, str(a.dtype)) for a in leaves]).encode())
+    for a in jax.tree_util.tree_leaves(arrays["params"]):
+        h.update(_bytes(a))
     h.update(np.asarray(jax.random.key_data(key)).tobytes())
     h.update(str((batch_size, _describe(loss))).encode())
     h.update(repr(tuple(None if v is None else float(v) for v in options)).encode())
     for a in val:
-        h.update(np.asarray(a).tobytes())
+        h.update(_bytes(a))
     if not isinstance(train, BlockSource):
         for a in train:
-            h.update(np.ascontiguousarray(np.asarray(a)).tobytes())
+            h.update(_bytes(a))
         h.update(str([a.shape for a in train]).encode())
     else:
         h.update(str(train.num_train).encode())
     return h.hexdigest()
+
+
+def _bytes(a: Any) -> bytes:
+    """An array's contents as bytes; for an array of JAX keys (numpy cannot hold them), the
+    keys' data and their implementation."""
+    if isinstance(a, jax.Array) and jax.dtypes.issubdtype(a.dtype, jax.dtypes.prng_key):
+        return str(a.dtype).encode() + np.asarray(jax.random.key_data(a)).tobytes()
+    return np.ascontiguousarray(np.asarray(a)).tobytes()
 
 
 def _describe(obj: Any, depth: int = 0) -> str:
@@ -462,8 +485,10 @@ def _describe(obj: Any, depth: int = 0) -> str:
         parts = (obj.func, obj.args, dict(sorted(obj.keywords.items())))
         return "partial" + _describe(parts, depth + 1)
     if isinstance(obj, (np.ndarray, jax.Array)):
-        a = np.asarray(obj)
-        return f"array{a.shape}{a.dtype}:{hashlib.sha256(a.tobytes()).hexdigest()[:16]}"
+        return f"array{obj.shape}{obj.dtype}:{hashlib.sha256(_bytes(obj)).hexdigest()[:16]}"
+    if isinstance(obj, eqx.Module):  # a loss module (BalancedNPELoss): its fields, static too
+        fields = {f.name: getattr(obj, f.name) for f in dataclasses.fields(obj)}
+        return type(obj).__qualname__ + _describe(fields, depth + 1)
     if callable(obj) and hasattr(obj, "__qualname__"):
         values = []
         for cell in getattr(obj, "__closure__", None) or ():
