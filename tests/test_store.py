@@ -202,6 +202,16 @@ def test_store_blocks_visit_every_training_row_once_per_epoch(tmp_path):
     small = StoreBlocks(store, PRIOR, seed=3, block_rows=20)
     with pytest.raises(ValueError, match="block_rows"):
         fit(lambda z: z, lambda m, b, k: 0.0, small, batch_size=50, progress=False)
+    # ... but a batch larger than the whole training set is clamped to it, as in memory
+    tiny = run_campaign(SIM, None, 150, tmp_path / "tiny", seed=0, chunk_size=50, progress=False)
+    whole = StoreBlocks(tiny, PRIOR, seed=3, validation_fraction=0.2, block_rows=150)
+    assert whole.num_train < 200 and whole.block_rows < 200
+    import equinox as eqx
+
+    model = eqx.nn.Linear(2, 1, key=jax.random.key(0))
+    loss = lambda m, b, k: jax.numpy.mean(jax.vmap(m)(b[0]) ** 2)  # noqa: E731
+    _, h = fit(model, loss, whole, batch_size=200, max_epochs=2, progress=False)
+    assert len(h.val_loss) == 2
 
 
 def test_streamed_npe_learns_the_posterior_mean(tmp_path):
