@@ -243,3 +243,28 @@ def test_saved_arrays_are_checked_by_their_path_in_the_module(tmp_path):
         fill_module(BA(jnp.zeros(2), jnp.zeros(2)), arrays, "net")
     del arrays["net-paths"]  # a file from before paths were recorded: positions only
     fill_module(BA(jnp.zeros(2), jnp.zeros(2)), arrays, "net")
+
+
+def test_standardizer_keeps_a_small_real_spread_and_drops_rounding():
+    from lfi.posteriors.direct import Standardizer
+
+    rng = np.random.default_rng(0)
+    x = np.stack(
+        [
+            5e-9 * rng.standard_normal(500),  # a real spread in SI units: keeps its scale
+            np.full(500, 3.0),  # constant
+            1000.0 + 1e-5 * rng.standard_normal(500),  # float32 rounding at 1000 is 6e-5
+        ],
+        axis=1,
+    )
+    scale = np.asarray(Standardizer.fit(x[:, :1], x).x_std)
+    np.testing.assert_allclose(scale[0], x[:, 0].std(), rtol=1e-6)
+    assert scale[1] == 1.0 and scale[2] == 1.0
+
+
+def test_sample_and_map_name_bad_counts(trained):
+    post = trained[1]
+    with pytest.raises(ValueError, match="n:"):
+        post.sample(2.7)
+    with pytest.raises(ValueError, match="num_init"):
+        post.map(num_init=0)

@@ -154,3 +154,22 @@ def test_lognormal_log_det_is_minus_inf_beyond_the_clip():
     assert np.isfinite(float(target(jnp.array([50.0]))))
     assert float(target(jnp.array([100.0]))) == -np.inf
     assert float(target(jnp.array([-100.0]))) == -np.inf
+
+
+def test_lognormal_maps_extreme_but_valid_theta_consistently():
+    # to_unconstrained used log(max(θ, 1e-30)) while from_unconstrained clips u to [-87, 88]:
+    # θ in (e^-87, 1e-30) all mapped to one u, and θ > e^88 got a log-det of -inf (a posterior
+    # log_prob of +inf)
+    prior = lfi.LogNormal(-75.0, 1.0)
+    theta = jnp.array([[1e-33], [1e-31], [2e38]], jnp.float32)
+    u = prior.to_unconstrained(theta)
+    assert len(set(np.asarray(u).ravel().tolist())) == 3
+    np.testing.assert_allclose(prior.from_unconstrained(u[:2]), theta[:2], rtol=1e-5)
+    assert np.all(np.isfinite(prior.log_det_from_unconstrained(u)))
+
+
+def test_multivariate_normal_config_keeps_the_covariance_in_float64():
+    cov = [[1.0, 1 - 1e-8], [1 - 1e-8, 1.0]]  # positive definite, singular in float32
+    prior = lfi.MultivariateNormal([0.0, 0.0], cov)
+    back = prior_from_config(prior.to_config())
+    assert back.to_config()["covariance_matrix"] == cov

@@ -238,6 +238,7 @@ class MultivariateNormal(_Base):
             raise ValueError(
                 "covariance_matrix: expected a symmetric positive-definite matrix"
             ) from None
+        self._cov64 = cov  # saved as given: float32 rounding can make it singular
         self.covariance_matrix = jnp.asarray(cov, jnp.float32)
         self._chol = jnp.asarray(chol, jnp.float32)
         self._half_logdet = float(np.sum(np.log(np.diag(chol))))
@@ -260,7 +261,7 @@ class MultivariateNormal(_Base):
         return {
             "type": "MultivariateNormal",
             "loc": _list(self.loc),
-            "covariance_matrix": np.asarray(self.covariance_matrix).tolist(),
+            "covariance_matrix": self._cov64.tolist(),
         }
 
 
@@ -290,7 +291,9 @@ class LogNormal(_Base):
         return self._normal._log_prob_inside(log_theta) - jnp.sum(log_theta, axis=-1)
 
     def to_unconstrained(self, theta: Any) -> jax.Array:
-        return jnp.log(jnp.maximum(_theta(self, theta), 1e-30))
+        # the range of from_unconstrained's clip: log of θ <= 0 (outside the support) is 0
+        theta = _theta(self, theta)
+        return jnp.clip(jnp.log(jnp.where(theta > 0, theta, 1.0)), -87.0, 88.0)
 
     def from_unconstrained(self, u: Any) -> jax.Array:
         # clipped so that even far-out u maps to a finite, positive θ in float32

@@ -26,6 +26,7 @@ from lfi._rng import Seed
 from lfi.methods.npe import TRAIN_DEFAULTS, train_standardized, usable_rows
 from lfi.methods.store_data import is_store
 from lfi.nets.flows import build_flow, flow_config
+from lfi.posteriors.direct import Standardizer
 from lfi.posteriors.unnormalized import UnnormalizedPosterior
 from lfi.priors import Prior
 
@@ -57,7 +58,7 @@ def spline_interval(x: Any, default: float = DEFAULT_INTERVAL) -> float:
     if len(x) < 2:
         return default
     std = x.std(0)
-    z = np.abs(x - x.mean(0)) / np.where(std < 1e-8, 1.0, std)
+    z = np.abs(x - x.mean(0)) / Standardizer.scale(x.mean(0), std)
     zmax = float(z.max())
     return default if zmax <= default else float(np.ceil(zmax) + 1.0)
 

@@ -264,7 +264,7 @@ def _pooled(stand: Standardizer, x: np.ndarray, trials: int) -> Standardizer:
         raise ValueError(f"x: {x.shape[1]} values per row, not a multiple of trial_dim={trials}")
     sets = x.reshape(len(x), -1, trials).astype(np.float64)
     mean, std = np.nanmean(sets, (0, 1)), np.nanstd(sets, (0, 1))
-    std = np.where(std < 1e-8, 1.0, std)
+    std = Standardizer.scale(mean, std)
     reps = x.shape[1] // trials
     tile = lambda a: jnp.asarray(np.tile(a, reps), jnp.float32)  # noqa: E731
     return Standardizer(stand.theta_mean, stand.theta_std, tile(mean), tile(std))

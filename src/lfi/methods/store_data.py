@@ -104,9 +104,9 @@ class StoreBlocks(BlockSource):
         su, sx = np.sqrt(np.maximum(mu2 - mu**2, 0)), np.sqrt(np.maximum(mx2 - mx**2, 0))
         stand = Standardizer(
             mu.astype(np.float32),
-            np.where(su < 1e-8, 1.0, su).astype(np.float32),
+            Standardizer.scale(mu, su).astype(np.float32),
             mx.astype(np.float32),
-            np.where(sx < 1e-8, 1.0, sx).astype(np.float32),
+            Standardizer.scale(mx, sx).astype(np.float32),
         )
         return stand, n
 

@@ -17,6 +17,7 @@ import numpy as np
 import optax
 import paramax
 
+from lfi._checks import integer
 from lfi._rng import Seed, as_key
 from lfi.nets.flows import build_flow
 from lfi.nets.radial import RadialNormal, latent_base, with_base
@@ -41,10 +42,19 @@ class Standardizer(eqx.Module):
         return Standardizer(t, t, x, x)
 
     @staticmethod
+    def scale(mean: Any, std: Any) -> np.ndarray:
+        """The z-scoring scale of columns with this mean and standard deviation: the standard
+        deviation, or 1 for a constant column (a spread of at most 2e-7 of the mean, about two
+        float32 rounding steps, is rounding, or a sum-of-squares' cancellation: not data).
+        A small but real spread (x in SI units varying by 1e-9) keeps its own scale."""
+        mean, std = np.asarray(mean, np.float64), np.asarray(std, np.float64)
+        return np.where((std <= 2e-7 * np.abs(mean)) | ~(std > 0), 1.0, std)
+
+    @staticmethod
     def fit(u: Any, x: Any) -> Standardizer:
         def stats(a: np.ndarray) -> tuple[jax.Array, jax.Array]:
             mean, std = a.mean(0), a.std(0)
-            return jnp.asarray(mean), jnp.asarray(np.where(std < 1e-8, 1.0, std))
+            return jnp.asarray(mean), jnp.asarray(Standardizer.scale(mean, std))
 
         return Standardizer(*stats(np.asarray(u, np.float64)), *stats(np.asarray(x, np.float64)))
 
@@ -95,18 +105,21 @@ class DirectPosterior(ObservationMixin):
 
     def sample(self, n: int, x: Any = None, seed: Seed = 0) -> jax.Array:
         """``n`` samples for one observation: shape (n, dθ), always inside the prior's support."""
+        n = integer(n, "n", 0)
         x = jnp.asarray(self._one_x(x))
-        return _sample(self._flow, self._stand, self.prior, as_key(seed), x, int(n))
+        return _sample(self._flow, self._stand, self.prior, as_key(seed), x, n)
 
     def sample_batched(self, n: int, x: Any, seed: Seed = 0) -> jax.Array:
         """``n`` samples for each of m observations at once: shape (m, n, dθ)."""
+        n = integer(n, "n", 0)
         xs = jnp.asarray(self._many_x(x))
         keys = jax.random.split(as_key(seed), xs.shape[0])
-        draw = lambda k, xi: _sample(self._flow, self._stand, self.prior, k, xi, int(n))
+        draw = lambda k, xi: _sample(self._flow, self._stand, self.prior, k, xi, n)
         return jax.vmap(draw)(keys, xs)
 
     def map(self, x: Any = None, seed: Seed = 0, num_init: int = 1000, steps: int = 300):
         """The posterior mode: best of ``num_init`` samples, refined by Adam (unconstrained)."""
+        num_init, steps = integer(num_init, "num_init"), integer(steps, "steps", 0)
         x = jnp.asarray(self._one_x(x))
         key = as_key(seed)
         theta0 = self.sample(num_init, x, key)
