@@ -308,3 +308,34 @@ def test_a_store_where_every_row_failed_says_so(tmp_path):
         store = run_campaign(broken, prior, 4, tmp_path, chunk_size=2, progress=False)
     with pytest.raises(ValueError, match="no finished simulations .*4 failed"):
         store.arrays()
+
+
+def test_an_interrupt_in_process_stops_at_once_with_every_finished_chunk_written(tmp_path):
+    # in-process chunks were simulated up to three ahead of the writes: an interrupt (or a
+    # kill) lost two finished chunks, and Ctrl-C waited for them to be simulated
+    prior = lfi.BoxUniform([0.0], [1.0])
+    calls = []
+
+    def sim(theta):
+        calls.append(len(theta))
+        if len(calls) == 3:
+            raise KeyboardInterrupt
+        return theta + 1.0
+
+    with pytest.raises(KeyboardInterrupt):
+        run_campaign(sim, prior, 100, tmp_path, seed=0, chunk_size=10, progress=False)
+    assert len(calls) == 3  # no chunk simulated after the interrupt
+    assert open_store(tmp_path).counts()["done"] == 20  # the two chunks before it are stored
+
+
+@pytest.mark.parametrize("timeout", [0, -1.0, float("inf"), "5"])
+def test_a_timeout_that_is_not_a_positive_number_is_refused(tmp_path, timeout):
+    prior = lfi.BoxUniform([0.0], [1.0])
+    with pytest.raises(ValueError, match="timeout"):
+        run_campaign(lambda t: t, prior, 10, tmp_path, seed=0, timeout=timeout, progress=False)
+
+
+def test_a_timeout_with_an_unpicklable_simulator_is_refused_naming_the_timeout(tmp_path):
+    prior = lfi.BoxUniform([0.0], [1.0])
+    with pytest.raises(TypeError, match="timeout.*picklable"):
+        run_campaign(lambda t: t, prior, 10, tmp_path, seed=0, timeout=5.0, progress=False)

@@ -261,14 +261,21 @@ def _name(simulator: Any) -> str:
     return f"{getattr(fn, '__module__', '?')}.{getattr(fn, '__qualname__', type(fn).__name__)}"
 
 
-def _check_picklable(simulator: Any) -> None:
+def _check_picklable(simulator: Any, timed: bool = False) -> None:
     try:
         pickle.dumps(simulator)
     except Exception as exc:  # noqa: BLE001 - re-raised with advice
+        need, advice = (
+            ("timeout: each simulation then runs in a spawned process, which needs", "Drop timeout")
+            if timed
+            else (
+                "simulator: a process pool needs",
+                "Use workers=1 or a Dask cluster (which pickles closures)",
+            )
+        )
         raise TypeError(
-            f"simulator: a process pool needs a picklable simulator (a module-level function or "
-            f"lfi.campaign.SimulatorRef); {_name(simulator)} is not ({exc}). Use workers=1 or a "
-            "Dask cluster (which pickles closures)"
+            f"{need} a picklable simulator (a module-level function or "
+            f"lfi.campaign.SimulatorRef); {_name(simulator)} is not ({exc}). {advice}"
         ) from exc
 
 
@@ -304,6 +311,10 @@ def run_campaign(
     num_simulations = check_num_simulations(num_simulations)
     if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
         raise ValueError(f"seed: a campaign needs an integer seed, got {seed!r}")
+    if timeout is not None and not (
+        isinstance(timeout, (int, float, np.number)) and 0 < float(timeout) < float("inf")
+    ):
+        raise ValueError(f"timeout: expected a number of seconds > 0 or None, got {timeout!r}")
     i_shard, k_shard = shard
     if not 0 <= i_shard < k_shard:
         raise ValueError(f"shard: expected (i, k) with 0 <= i < k, got {shard}")
@@ -318,6 +329,8 @@ def run_campaign(
 
     augmented = isinstance(resolve(simulator), AugmentedSimulator)
     ref = None if theta_ref is None else check_theta_ref(prior, theta_ref)
+    # numpy simulators with a timeout run each row in a spawned child (and seed it per row)
+    timed = timeout is not None and _kind(resolve(simulator)) != "jax" and not augmented
     st = SimulationStore.create(
         store,
         prior=prior,
@@ -328,9 +341,7 @@ def run_campaign(
         simulator_version=version,
         augmented=augmented,
         theta_ref=ref,
-        rng="row"
-        if timeout is not None and _kind(resolve(simulator)) != "jax" and not augmented
-        else "chunk",
+        rng="row" if timed else "chunk",
     )
     if verify:
         mine = [c for c in st.finished_chunks() if c % k_shard == i_shard]
@@ -348,8 +359,8 @@ def run_campaign(
         ex = make_executor(workers, cluster)
     else:
         ex = executor if isinstance(executor, InProcess) else make_executor(cluster=executor)
-    if isinstance(ex, LocalPool):
-        _check_picklable(simulator)
+    if isinstance(ex, LocalPool) or timed:
+        _check_picklable(simulator, timed=timed)
     if isinstance(ex, DaskExecutor) and timeout is None and not augmented:
         _warn_shared_global_rng(resolve(simulator), ex.max_threads())
     rows_todo = sum(st.rows(c)[1] - st.rows(c)[0] for c in todo)
@@ -358,10 +369,10 @@ def run_campaign(
     submit = partial(_submit, ex, st, simulator, seed, chunk_size, timeout, ref)
     try:
         queue, in_flight = list(todo), {}
-        capacity, asked = 2 * ex.workers + 1, time.monotonic()
+        capacity, asked = ex.capacity(), time.monotonic()
         while queue or in_flight:
             if time.monotonic() - asked > 10:  # a Dask cluster may grow or shrink meanwhile
-                capacity, asked = 2 * ex.workers + 1, time.monotonic()
+                capacity, asked = ex.capacity(), time.monotonic()
             while queue and len(in_flight) < capacity:
                 c = queue.pop(0)
                 in_flight[submit(c)] = c

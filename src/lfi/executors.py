@@ -46,9 +46,14 @@ class InProcess:
         fut: futures.Future = futures.Future()
         try:
             fut.set_result(fn(*args))
-        except BaseException as exc:  # noqa: BLE001 - delivered through the future
-            fut.set_exception(exc)
+        except Exception as exc:  # noqa: BLE001 - delivered through the future; an interrupt
+            fut.set_exception(exc)  # (Ctrl-C) stops the campaign at once
         return fut
+
+    def capacity(self) -> int:
+        """Chunks the campaign keeps in flight: here one, written as soon as it is simulated
+        (more would hold finished chunks in memory, lost if the process is killed)."""
+        return 1
 
     def as_completed(self, fs: Iterable[Any]) -> Iterator[Any]:
         return iter(list(fs))
@@ -70,6 +75,9 @@ class LocalPool(InProcess):
             raise ValueError(f"workers: expected a positive integer, got {workers}")
         self.workers = int(workers)
         self._pool = self._new()
+
+    def capacity(self) -> int:
+        return 2 * self.workers + 1  # every worker busy, and the next chunks queued
 
     def _new(self) -> futures.ProcessPoolExecutor:
         ctx = multiprocessing.get_context("spawn")
@@ -111,6 +119,9 @@ class DaskExecutor(InProcess):
                 f"'tcp://host:8786', got {type(cluster).__name__}"
             )
         self.lost_worker_errors = (distributed.scheduler.KilledWorker,)
+
+    def capacity(self) -> int:
+        return 2 * self.workers + 1
 
     @property
     def workers(self) -> int:  # type: ignore[override]
