@@ -174,3 +174,19 @@ def test_a_jax_simulator_may_name_its_key_rng():
 
     x, report = lfi.run_simulator(f, np.ones((4, 2), np.float32), seed=0, progress=False)
     assert report.num_invalid == 0 and x.shape == (4, 2)
+
+
+def test_outputs_without_known_rows_or_real_values_are_refused_naming_the_simulator():
+    theta = np.array([[0.2], [0.6], [0.8]], np.float32)
+    # a flat (2n,) vector was silently cut into (n, 2) rows, whatever its layout
+    with pytest.raises(ValueError, match=r"simulator: returned shape \(6,\) for 3"):
+        lfi.run_simulator(lambda t: np.concatenate([t[:, 0], t[:, 0]]), theta, progress=False)
+    with pytest.raises(ValueError, match="simulator: returned one number for 3"):
+        lfi.run_simulator(lambda t: np.float32(1.0), theta, progress=False)
+    # complex values lost their imaginary part in the float32 cast
+    with pytest.raises(TypeError, match="simulator: returned complex"):
+        lfi.run_simulator(lambda t: t * (1 + 2j), theta, progress=False)
+    with pytest.raises(TypeError, match="simulator: returned a ragged"):
+        lfi.run_simulator(lambda t: [[1.0], [1.0, 2.0], [3.0]], theta, progress=False)
+    x, _ = lfi.run_simulator(lambda t: t[:, 0] * 2, theta, progress=False)  # (n,): one column
+    assert x.shape == (3, 1)

@@ -137,9 +137,14 @@ def _numpy(x: Any) -> np.ndarray:
 def _as_output(x: Any, n: int, name: str) -> np.ndarray:
     if x is None:
         raise TypeError(f"simulator: returned None ({name}; a missing return?)")
-    raw = _numpy(x)
+    try:
+        raw = _numpy(x)
+    except ValueError as exc:  # numpy's "inhomogeneous shape" for a ragged list
+        raise TypeError(f"simulator: returned a ragged sequence ({name}): {exc}") from None
     if raw.dtype == object or not np.issubdtype(raw.dtype, np.number) and raw.dtype != bool:
         raise TypeError(f"simulator: returned {raw.dtype} values, expected numbers ({name})")
+    if np.iscomplexobj(raw):  # astype(float32) would drop the imaginary part
+        raise TypeError(f"simulator: returned complex values, expected real numbers ({name})")
     with np.errstate(over="ignore", invalid="ignore"):
         x = raw.astype(np.float32)
     overflow = np.isfinite(raw) & ~np.isfinite(x)
@@ -148,10 +153,19 @@ def _as_output(x: Any, n: int, name: str) -> np.ndarray:
             f"simulator: returned values beyond float32's range (max |x| = "
             f"{np.abs(raw[overflow]).max():.3g}; {name}): rescale its output"
         )
-    if x.ndim == 1 and n > 1 or x.ndim == 0:
-        x = x.reshape(n, -1)
-    if x.ndim == 1:
+    if x.ndim == 0 and n == 1:
+        x = x.reshape(1, 1)
+    elif x.ndim == 1 and n > 1:  # one value per simulation; a longer vector has no known rows
+        if x.shape[0] != n:
+            raise ValueError(
+                f"simulator: returned shape {x.shape} for {n} parameters ({name}); expected "
+                f"({n},) or ({n}, dim_x)"
+            )
+        x = x.reshape(n, 1)
+    elif x.ndim == 1:
         x = x.reshape(1, -1)
+    elif x.ndim == 0:
+        raise ValueError(f"simulator: returned one number for {n} parameters ({name})")
     if x.shape[0] != n:
         raise ValueError(f"simulator: returned {x.shape[0]} outputs for {n} parameters ({name})")
     return x.reshape(n, -1)
