@@ -35,6 +35,15 @@ def test_resume_checks_the_campaign_identity_and_can_grow(tmp_path):
     assert _create(tmp_path, num_rows=5).num_rows == 17  # never shrinks
 
 
+def test_a_creation_that_died_before_its_provenance_does_not_block_the_path(tmp_path):
+    import zarr
+
+    group = zarr.open_group(tmp_path / "data", mode="a")  # arrays written, then a kill
+    group.create_array("theta", shape=(3, 2), chunks=(3, 2), dtype="f4")
+    store = _create(tmp_path)
+    assert store.theta.shape == (10, 2) and store.counts()["pending"] == 10
+
+
 def test_the_rng_scheme_is_part_of_the_identity(tmp_path):
     _create(tmp_path)
     with pytest.raises(ValueError, match="timeout"):  # a timeout seeds numpy per row

@@ -42,6 +42,7 @@ import os
 import time
 import warnings
 from collections.abc import Iterator
+from functools import partial
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -213,12 +214,15 @@ class SimulationStore:
             group = zarr.open_group(path / "data", mode="a")
             n, d = int(num_rows), int(prior.dim)
             cs = int(chunk_size)
-            group.create_array("theta", shape=(n, d), chunks=(cs, d), dtype="f4", fill_value=np.nan)
-            group.create_array("status", shape=(n,), chunks=(cs,), dtype="i1", fill_value=PENDING)
+            # overwrite: arrays left by a creation that died before writing the provenance
+            # (no chunk can have run then) would block the path for good
+            new_array = partial(group.create_array, overwrite=True)
+            new_array("theta", shape=(n, d), chunks=(cs, d), dtype="f4", fill_value=np.nan)
+            new_array("status", shape=(n,), chunks=(cs,), dtype="i1", fill_value=PENDING)
             if augmented:
-                group.create_array("score", shape=(n, d), chunks=(cs, d), dtype="f4", fill_value=0)
+                new_array("score", shape=(n, d), chunks=(cs, d), dtype="f4", fill_value=0)
                 if theta_ref is not None:
-                    group.create_array("log_r", shape=(n,), chunks=(cs,), dtype="f4", fill_value=0)
+                    new_array("log_r", shape=(n,), chunks=(cs,), dtype="f4", fill_value=0)
             _atomic_write(meta, json.dumps(new, indent=1))
         return cls(path)
 
