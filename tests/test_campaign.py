@@ -339,3 +339,18 @@ def test_a_timeout_with_an_unpicklable_simulator_is_refused_naming_the_timeout(t
     prior = lfi.BoxUniform([0.0], [1.0])
     with pytest.raises(TypeError, match="timeout.*picklable"):
         run_campaign(lambda t: t, prior, 10, tmp_path, seed=0, timeout=5.0, progress=False)
+
+
+def test_an_executor_of_another_kind_or_with_workers_is_refused_naming_it(tmp_path):
+    from concurrent.futures import ThreadPoolExecutor
+
+    prior = lfi.BoxUniform([0.0], [1.0])
+    with ThreadPoolExecutor() as pool, pytest.raises(TypeError, match="executor: expected"):
+        run_campaign(lambda t: t, prior, 10, tmp_path, seed=0, executor=pool, progress=False)
+    local = LocalPool(2)  # its processes start at the first chunk: none here
+    try:
+        with pytest.raises(ValueError, match="executor, workers"):
+            run_campaign(lambda t: t, prior, 10, tmp_path, seed=0, executor=local, workers=2,
+                         progress=False)  # fmt: skip
+    finally:
+        local.close()

@@ -279,6 +279,14 @@ def _check_picklable(simulator: Any, timed: bool = False) -> None:
         ) from exc
 
 
+def _is_dask_client(obj: Any) -> bool:
+    try:
+        import distributed
+    except ImportError:
+        return False
+    return isinstance(obj, distributed.Client)
+
+
 def run_campaign(
     simulator: Any,
     prior: Prior | None,
@@ -358,6 +366,13 @@ def run_campaign(
     if own:
         ex = make_executor(workers, cluster)
     else:
+        if workers not in (None, 1) or cluster is not None:
+            raise ValueError("executor, workers, cluster: give one of them")
+        if not isinstance(executor, InProcess) and not _is_dask_client(executor):
+            raise TypeError(
+                f"executor: expected an lfi.executors executor or a dask.distributed.Client, "
+                f"got {type(executor).__name__}"
+            )
         ex = executor if isinstance(executor, InProcess) else make_executor(cluster=executor)
     if isinstance(ex, LocalPool) or timed:
         _check_picklable(simulator, timed=timed)
