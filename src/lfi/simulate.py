@@ -348,6 +348,11 @@ def simulate(
     A tqdm bar shows simulations/s. Simulations that return NaN/inf or raise are kept as rows with
     NaN x and a warning gives their count; estimators exclude them (with a warning) when fitting.
 
+    The same ``seed`` and ``chunk_size`` give the same θ and x; the simulators' noise is drawn per
+    chunk, so another ``chunk_size`` gives the same θ but other x (as likely). A simulator that
+    draws from numpy's or torch's global generator is seeded per chunk; import torch at the top
+    of the simulator's module, not inside it, so that it is seeded from the first chunk.
+
     ``augmented=True`` (an augmented simulator, :func:`lfi.augmented`) returns instead an
     :class:`lfi.GoldData` with the joint score t(x, z | θ) of every run and, given
     ``theta_ref``, the joint log-ratio log r(x, z | θ, θ_ref) (see :mod:`lfi.augment`).
