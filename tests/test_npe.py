@@ -268,3 +268,19 @@ def test_sample_and_map_name_bad_counts(trained):
         post.sample(2.7)
     with pytest.raises(ValueError, match="num_init"):
         post.map(num_init=0)
+
+
+def test_a_posterior_with_a_prior_lfi_cannot_rebuild_is_refused_at_save(trained, tmp_path):
+    class MyPrior(lfi.Normal):  # a user's own prior class: its config names its own type
+        def to_config(self):
+            return {**super().to_config(), "type": "MyPrior"}
+
+    post = trained[1]
+    mine = MyPrior(jnp.zeros(post.prior.dim), jnp.ones(post.prior.dim))
+    post.prior, original = mine, post.prior
+    try:
+        with pytest.raises(ValueError, match="prior: a model with a prior of type 'MyPrior'"):
+            post.save(tmp_path / "p.lfi")
+        assert not (tmp_path / "p.lfi").exists()
+    finally:
+        post.prior = original

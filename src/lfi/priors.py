@@ -374,6 +374,19 @@ _TYPES = {
 }
 
 
+def check_config(config: Any) -> None:
+    """Refuse (naming ``prior``) a prior config that :func:`prior_from_config` cannot rebuild:
+    a saved model with a prior of the user's own class would be written, then fail to load."""
+    kind = config.get("type") if isinstance(config, dict) else None
+    if kind not in _TYPES:
+        raise ValueError(
+            f"prior: a model with a prior of type {kind!r} cannot be saved: lfi.load rebuilds "
+            f"only {sorted(_TYPES)} (their configs as to_config writes them)"
+        )
+    for part in config.get("priors", []) if kind == "Independent" else []:
+        check_config(part)
+
+
 def prior_from_config(config: dict) -> Prior:
     """Rebuild a prior from :meth:`to_config`'s dict.
 

@@ -78,6 +78,10 @@ def fill_module(skeleton: Any, arrays: dict[str, np.ndarray], prefix: str = "lea
 
 def write_archive(path: str | Path, config: dict[str, Any], arrays: dict[str, np.ndarray]) -> None:
     """Write ``config`` (JSON-able) and named arrays to one zip file."""
+    from lfi.priors import check_config
+
+    if "prior" in config:  # checked before any file exists
+        check_config(config["prior"])
     buffer = io.BytesIO()
     np.savez(buffer, **arrays)
     header = {"format": FORMAT, "version": VERSION, "libraries": _versions(), **config}
