@@ -168,23 +168,11 @@ def test_a_resumed_training_equals_an_uninterrupted_one(tmp_path):
         assert "meta" in f.files
 
 
-def test_a_checkpoint_is_refused_by_a_loss_of_the_same_factory_with_other_settings(tmp_path):
-    # losses built by one factory (gold_loss(method, alpha), scandal_loss(alpha)) share a name:
-    # the values they close over are part of the fingerprint too
-    def make_loss(weight):
-        def loss(model, batch, key):
-            return weight * mse(model, batch, key)
+def _closure_loss(weight):
+    def loss(model, batch, key):
+        return weight * mse(model, batch, key)
 
-        return loss
-
-    x, y = _problem()
-    model = eqx.nn.MLP(1, 1, 8, 1, key=jax.random.key(0))
-    opts = dict(seed=0, batch_size=32, max_epochs=2, progress=False)
-    ck = tmp_path / "ck.npz"
-    fit(model, make_loss(1.0), (x, y), checkpoint=ck, **opts)
-    fit(model, make_loss(1.0), (x, y), checkpoint=ck, **opts)  # the same settings resume
-    with pytest.raises(ValueError, match="checkpoint"):
-        fit(model, make_loss(2.0), (x, y), checkpoint=ck, **opts)
+    return loss
 
 
 class _ScaledLoss(eqx.Module):
@@ -194,15 +182,21 @@ class _ScaledLoss(eqx.Module):
         return self.weight * mse(model, batch, key)
 
 
-def test_a_checkpoint_is_refused_by_a_loss_module_with_other_static_settings(tmp_path):
+@pytest.mark.parametrize("make_loss", [_closure_loss, _ScaledLoss])
+def test_a_checkpoint_is_refused_by_a_loss_of_the_same_factory_with_other_settings(
+    tmp_path, make_loss
+):
+    # losses built by one factory (gold_loss(method, alpha), scandal_loss(alpha)) share a name:
+    # the values they close over, or a loss module's fields (static ones too), are part of the
+    # fingerprint
     x, y = _problem()
     model = eqx.nn.MLP(1, 1, 8, 1, key=jax.random.key(0))
     opts = dict(seed=0, batch_size=32, max_epochs=2, progress=False)
     ck = tmp_path / "ck.npz"
-    fit(model, _ScaledLoss(1.0), (x, y), checkpoint=ck, **opts)
-    fit(model, _ScaledLoss(1.0), (x, y), checkpoint=ck, **opts)  # the same settings resume
+    fit(model, make_loss(1.0), (x, y), checkpoint=ck, **opts)
+    fit(model, make_loss(1.0), (x, y), checkpoint=ck, **opts)  # the same settings resume
     with pytest.raises(ValueError, match="checkpoint"):
-        fit(model, _ScaledLoss(2.0), (x, y), checkpoint=ck, **opts)
+        fit(model, make_loss(2.0), (x, y), checkpoint=ck, **opts)
 
 
 def test_a_checkpoint_is_refused_for_other_incoming_weights(tmp_path):
