@@ -293,9 +293,8 @@ def fit(
             perm = np.concatenate([np.flatnonzero(mask), np.flatnonzero(~mask)])
         if n - num_val < 2:
             raise ValueError(f"data: need at least 2 training rows, got {n - num_val} of {n}")
-        # device_put, not jnp.asarray: that compiles a small program per shape (~10 ms each)
-        val = tuple(jax.device_put(a[perm[:num_val]]) for a in data)
-        train = tuple(jax.device_put(a[perm[num_val:]]) for a in data)
+        val = tuple(_device(a[perm[:num_val]]) for a in data)
+        train = tuple(_device(a[perm[num_val:]]) for a in data)
         n_train = n - num_val
     batch_size = int(min(batch_size, n_train))
 
