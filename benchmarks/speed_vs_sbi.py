@@ -74,6 +74,7 @@ def lfi_worker(args) -> None:
         num_parameters=int(sum(a.size for a in leaves)),
         sample_seconds=t_sample,
         best_val_loss=min(h.val_loss),
+        cpu_devices=jax.local_device_count(),
     )
     (args.out_dir / "result.json").write_text(json.dumps(result, indent=1))
 
@@ -102,6 +103,12 @@ def main(argv=None) -> int:
         nargs="+",
         default=[5e-4],
         help="train sbi once per learning rate (sbi's default: 5e-4); the first is the baseline",
+    )
+    p.add_argument(
+        "--cores",
+        type=int,
+        default=None,
+        help="LFI_CPU_CORES for lfi (default: lfi's own, one JAX CPU device per core)",
     )
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks/results/speed_vs_sbi")
     p.add_argument("--sbi-python", default=str(ROOT / ".venv-sbi/bin/python"))
@@ -192,6 +199,8 @@ def train_both(args, work: Path, prior: str) -> dict:
         out_dir = work / label.split()[1].strip("(")
         out_dir.mkdir()
         env = {**os.environ, "LFI_CACHE_DIR": str(cache)}
+        if args.cores is not None:
+            env["LFI_CPU_CORES"] = str(args.cores)
         cmd = [
             sys.executable,
             __file__,
@@ -295,7 +304,9 @@ def render(runs: dict, args, command: str) -> str:
         "",
         "s/epoch: mean over epochs; for lfi the first epoch (which compiles) is left out of "
         "the mean and counted in train s. sbi's is the mean of sbi's own epoch_durations_sec. "
-        "train s: from simulations in memory to a trained posterior, compilation included.",
+        "train s: from simulations in memory to a trained posterior, compilation included. "
+        f"lfi trained on {runs['lfi (cold cache)'].get('cpu_devices', 1)} JAX CPU device(s) "
+        "(one per core unless LFI_CPU_CORES says otherwise); torch on its default threads.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -5,7 +5,9 @@ import os
 
 # pytest-xdist runs one test process per core (addopts -n auto): BLAS thread pools of their own
 # would only oversubscribe the cores. Set here, before the worker processes start.
-for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS"):
+# For the same reason one JAX CPU device per process (lfi would otherwise make one per core and
+# split every training batch over them; tests/test_cores.py starts its own processes for that).
+for _var in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "LFI_CPU_CORES"):
     os.environ.setdefault(_var, "1")
 
 import jax  # noqa: E402

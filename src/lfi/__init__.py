@@ -5,7 +5,9 @@
 ['AugmentedSimulator', 'BoxUniform', 'CARL']
 """
 
-from lfi import _jaxcache  # noqa: F401  (persistent compilation cache; must come before jit use)
+# first, before any import starts JAX (blackjax does): the persistent compilation cache, and
+# one JAX CPU device per core for data-parallel training
+from lfi import _cores, _jaxcache  # noqa: F401
 from lfi.api import infer, load
 from lfi.augment import AugmentedSimulator, GoldData, augmented, simulate_gold
 from lfi.campaign import SimulatorRef, run_campaign

@@ -45,6 +45,7 @@ import optax
 import paramax
 from tqdm.auto import tqdm
 
+from lfi import _cores
 from lfi._checks import integer
 from lfi._rng import Seed, as_key, numpy_rng
 
@@ -119,12 +120,13 @@ def _steps(params, static, opt_state, train, order, key, loss, optimizer, batch_
         lambda a: a[order].reshape(num_batches, batch_size, *a.shape[1:]), train
     )
 
+    def objective(p, batch, k):
+        return loss(eqx.combine(p, static), batch, k)
+
     def step(carry, inputs):
         params, opt_state = carry
         batch, k = inputs
-        value, grads = eqx.filter_value_and_grad(lambda p: loss(eqx.combine(p, static), batch, k))(
-            params
-        )
+        value, grads = _cores.value_and_grad(objective, params, batch, k, batch_size)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return (eqx.apply_updates(params, updates), opt_state), value
 
@@ -397,7 +399,7 @@ def fit(
     history.seconds_per_epoch = float(np.median(steady)) if steady else 0.0
     if saver is not None:  # "finished" only after early stopping: a larger max_epochs goes on
         saver.save({"params": params, "opt_state": opt_state, "best": best_params}, state, history)
-    return eqx.combine(best_params, static), history
+    return eqx.combine(_cores.to_one_device(best_params), static), history
 
 
 def _device(a: Any) -> jax.Array:
