@@ -39,6 +39,8 @@ def lfi_worker(args) -> None:
     import jax
 
     import lfi
+    from lfi import _cores
+    from lfi.methods.npe import npe_loss
 
     t0 = time.perf_counter()
     t_import = t0 - t_import
@@ -74,7 +76,7 @@ def lfi_worker(args) -> None:
         num_parameters=int(sum(a.size for a in leaves)),
         sample_seconds=t_sample,
         best_val_loss=min(h.val_loss),
-        cpu_devices=jax.local_device_count(),
+        cpu_devices=_cores.width(args.batch_size, npe_loss),  # devices each batch is split over
     )
     (args.out_dir / "result.json").write_text(json.dumps(result, indent=1))
 
@@ -305,8 +307,9 @@ def render(runs: dict, args, command: str) -> str:
         "s/epoch: mean over epochs; for lfi the first epoch (which compiles) is left out of "
         "the mean and counted in train s. sbi's is the mean of sbi's own epoch_durations_sec. "
         "train s: from simulations in memory to a trained posterior, compilation included. "
-        f"lfi trained on {runs['lfi (cold cache)'].get('cpu_devices', 1)} JAX CPU device(s) "
-        "(one per core unless LFI_CPU_CORES says otherwise); torch on its default threads.",
+        f"lfi split each batch over {runs['lfi (cold cache)'].get('cpu_devices', 1)} JAX CPU "
+        "device(s) (one per core unless LFI_CPU_CORES says otherwise); torch on its default "
+        "threads.",
     ]
     return "\n".join(lines) + "\n"
 

@@ -18,11 +18,32 @@ SPLIT = textwrap.dedent(
     from lfi import _cores
     from lfi.methods.npe import npe_loss
     assert jax.local_device_count() == 2, jax.devices()
-    assert _cores.width(200) == 2 and _cores.width(201) == 1 and _cores.width(40) == 1
+    assert _cores.width(200, npe_loss) == 2 and _cores.width(50, npe_loss) == 2
+    assert _cores.width(201, npe_loss) == 1 and _cores.width(40, npe_loss) == 1
+    assert _cores.width(200, lambda m, b, k: 0.0) == 1  # a loss not marked row-wise
+    # every epoch (and the one after a learning-rate decay) runs the program compiled first
+    import logging
+    compiles = []
+    class Count(logging.Handler):
+        def emit(self, record):
+            msg = record.getMessage()
+            if msg.startswith("Compiling") and "_epoch" in msg.split()[1]:
+                compiles.append(msg.split()[1])
+    logging.getLogger("jax").addHandler(Count())
+    jax.config.update("jax_log_compiles", True)
     task = lfi.tasks.get("two_moons")
     theta, x = lfi.simulate(task.simulator, task.prior, 200, seed=0, progress=False)
-    npe = lfi.NPE(task.prior, progress=False, max_epochs=2, batch_size=100)
+    npe = lfi.NPE(task.prior, progress=False, max_epochs=6, batch_size=100, patience=1,
+                  lr_decays=2)
     post = npe.fit(theta, x, seed=0)
+    jax.config.update("jax_log_compiles", False)
+    assert len(npe.history.val_loss) >= 3 and compiles == ["jit(_epoch)"], compiles
+    # losses that are not a mean of per-row terms train on one device: NRE-B contrasts 49
+    # other rows, more than half a batch of 64
+    theta, x = lfi.simulate(task.simulator, task.prior, 1000, seed=0, progress=False)
+    lfi.NRE(task.prior, num_atoms=50, batch_size=64, max_epochs=1, progress=False).fit(
+        theta, x, seed=0)
+    assert _cores.width(64, lfi.NRE(task.prior, num_atoms=50).loss) == 1
     flow = post._trained
     params, static = eqx.partition(flow, eqx.is_inexact_array)
     batch = (jnp.asarray(np.asarray(theta, np.float32)),
@@ -70,6 +91,16 @@ def test_device_count_follows_the_environment(env, devices):
     out = _run("import jax, lfi; print(jax.local_device_count())", **env)
     assert out.returncode == 0, out.stderr[-2000:]
     assert out.stdout.split()[-1] == str(devices)
+
+
+def test_one_core_asked_for_means_no_split_even_with_more_devices():
+    code = (
+        "import jax, lfi; from lfi import _cores; from lfi.methods.npe import npe_loss; "
+        "print(jax.local_device_count(), _cores.width(200, npe_loss))"
+    )
+    out = _run(code, LFI_CPU_CORES="1", XLA_FLAGS="--xla_force_host_platform_device_count=2")
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.split()[-2:] == ["2", "1"]
 
 
 def test_jax_started_before_lfi_is_left_alone():

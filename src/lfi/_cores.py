@@ -12,17 +12,21 @@ training). lfi leaves the setting alone when JAX has already started (some JAX w
 ``import lfi``) or when the user chose it (``jax_num_cpu_devices`` or
 ``--xla_force_host_platform_device_count`` in ``XLA_FLAGS``).
 
+Only losses marked with :func:`rowwise` are split: a mean over the batch's rows of terms that
+each depend on one row (NPE, NLE, FMPE, NPSE, the gold losses), so that the mean of the devices'
+losses is the batch's loss. Losses that pair rows within the batch (NRE's contrasts) or penalise
+a batch statistic (balanced NPE/NRE) train on one device, as does any loss of a user's.
+
 The rows of a batch are split in order and each device draws its randomness from the step's key
 folded with its index, so training is reproducible for one seed and one number of devices; with
-another number of devices the same seed gives another (equally valid) run. A loss is a mean over
-its batch's rows (the training loop's convention), so the mean of the devices' losses is the
-batch's loss; a loss that pairs rows within its batch (NRE's marginal pairs) pairs them within
-each device's share.
+another number of devices the same seed gives another (equally valid) run.
 """
 
 from __future__ import annotations
 
+import math
 import os
+from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -30,15 +34,23 @@ import jax.numpy as jnp
 import numpy as np
 
 ENV = "LFI_CPU_CORES"
-MIN_ROWS = 32  # fewer rows per device: the all-reduce costs more than the split saves
+MIN_ROWS = 25  # fewer rows per device: the all-reduce costs more than the split saves
 
 
 def usable_cores() -> int:
-    """The cores this process may run on (its CPU affinity where the OS tells it)."""
+    """The cores this process may run on: its CPU affinity where the OS tells it, capped by a
+    Linux cgroup CPU quota (a container limited to 2 CPUs on a 64-core host gets 2)."""
     try:
-        return len(os.sched_getaffinity(0))
+        n = len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - macOS, Windows
-        return os.cpu_count() or 1
+        n = os.cpu_count() or 1
+    try:
+        quota, period = Path("/sys/fs/cgroup/cpu.max").read_text().split()[:2]
+        if quota != "max":
+            n = min(n, max(1, math.ceil(int(quota) / int(period))))
+    except (OSError, ValueError):
+        pass
+    return n
 
 
 def requested() -> int:
@@ -71,25 +83,54 @@ def configure() -> None:
     jax.config.update("jax_num_cpu_devices", n)
 
 
-def width(batch_size: int) -> int:
+def rowwise(loss):
+    """Mark ``loss(model, batch, key)`` as a mean over the batch's rows of terms that each depend
+    on one row only: the training loop may then split its batches over CPU devices."""
+    loss.lfi_rowwise = True
+    return loss
+
+
+def width(batch_size: int, loss=None) -> int:
     """Devices one mini-batch of ``batch_size`` rows is split over (1: no split): the most that
-    divide the batch evenly with at least ``MIN_ROWS`` rows each, on the CPU backend only."""
-    if jax.default_backend() != "cpu":
+    divide the batch evenly with at least ``MIN_ROWS`` rows each, at most ``$LFI_CPU_CORES``,
+    on the CPU backend only, and only for a :func:`rowwise` loss."""
+    if not getattr(loss, "lfi_rowwise", False) or jax.default_backend() != "cpu":
         return 1
-    for d in range(min(jax.local_device_count(), batch_size // MIN_ROWS), 1, -1):
+    most = min(jax.local_device_count(), requested(), batch_size // MIN_ROWS)
+    for d in range(most, 1, -1):
         if batch_size % d == 0:
             return d
     return 1
 
 
-def value_and_grad(fn, params, batch, key, batch_size: int):
+def mesh(d: int):
+    """The one-axis mesh ("rows") over the first ``d`` CPU devices."""
+    from jax.sharding import Mesh
+
+    return Mesh(np.array(jax.devices()[:d]), ("rows",))
+
+
+def replicate(tree, d: int):
+    """``tree``'s arrays copied to each of the ``d`` devices (d > 1), once: the epoch's inputs
+    then keep one sharding from the first epoch on (an input that arrives committed to the
+    devices after arriving uncommitted compiles the whole epoch again)."""
+    if d == 1:
+        return tree
+    from jax.sharding import NamedSharding
+    from jax.sharding import PartitionSpec as P
+
+    where = NamedSharding(mesh(d), P())
+    return jax.tree_util.tree_map(
+        lambda a: jax.device_put(a, where) if isinstance(a, (jax.Array, np.ndarray)) else a, tree
+    )
+
+
+def value_and_grad(fn, params, batch, key, d: int):
     """``fn(params, batch, key)``'s value and gradient in ``params``, the batch's rows split
-    over :func:`width` devices (the gradients averaged by one all-reduce)."""
-    d = width(batch_size)
+    over ``d`` devices (:func:`width`; the gradients averaged by one all-reduce)."""
     if d == 1:
         return eqx.filter_value_and_grad(fn)(params, batch, key)
     from jax.flatten_util import ravel_pytree
-    from jax.sharding import Mesh
     from jax.sharding import PartitionSpec as P
 
     def local(params, batch, key):
@@ -100,9 +141,8 @@ def value_and_grad(fn, params, batch, key, batch_size: int):
         both = jax.lax.pmean(both, "rows")  # one all-reduce for the value and every gradient
         return both[-1].astype(value.dtype), unravel(both[:-1])
 
-    mesh = Mesh(np.array(jax.devices()[:d]), ("rows",))
     split = jax.shard_map(
-        local, mesh=mesh, in_specs=(P(), P("rows"), P()), out_specs=(P(), P()), check_vma=False
+        local, mesh=mesh(d), in_specs=(P(), P("rows"), P()), out_specs=(P(), P()), check_vma=False
     )
     return split(params, batch, key)
 

@@ -116,6 +116,7 @@ def _order(key: jax.Array, n: int, batch_size: int) -> jax.Array:
 def _steps(params, static, opt_state, train, order, key, loss, optimizer, batch_size):
     """One optimizer step per mini-batch of ``train`` rows in ``order`` (a ``lax.scan``)."""
     num_batches = order.shape[0] // batch_size
+    devices = _cores.width(batch_size, loss)  # a batch split over CPU devices (lfi._cores)
     batches = jax.tree_util.tree_map(
         lambda a: a[order].reshape(num_batches, batch_size, *a.shape[1:]), train
     )
@@ -126,7 +127,7 @@ def _steps(params, static, opt_state, train, order, key, loss, optimizer, batch_
     def step(carry, inputs):
         params, opt_state = carry
         batch, k = inputs
-        value, grads = _cores.value_and_grad(objective, params, batch, k, batch_size)
+        value, grads = _cores.value_and_grad(objective, params, batch, k, devices)
         updates, opt_state = optimizer.update(grads, opt_state, params)
         return (eqx.apply_updates(params, updates), opt_state), value
 
@@ -249,7 +250,8 @@ def fit(
     own ``block_rows``, which this loop only accepts for the methods' sake). With ``checkpoint`` (a
     file path) the loop saves its whole state at most every ``checkpoint_seconds`` and at the
     end (arrays and JSON in one ``.npz``, no pickle); a later call with the same model, data
-    and seed resumes from it and trains exactly as if it had never stopped.
+    and seed (and the same number of CPU devices, :mod:`lfi._cores`) resumes from it and trains
+    exactly as if it had never stopped.
     ``validation``: a boolean mask over the rows, True for the rows held out for early stopping,
     instead of a random ``validation_fraction`` of them (e.g. to keep the same held-out rows
     while a warm-started network trains on more data).
@@ -313,6 +315,7 @@ def fit(
         )
     optimizer = _optimizer(None if clip_norm is None else float(clip_norm), float(weight_decay))
     opt_state = _set_lr(_init(optimizer, params), learning_rate)
+    devices = _cores.width(batch_size, loss)
     steps_per_epoch = max(1, n_train // batch_size)
     patience = max(int(patience), math.ceil(int(patience_steps) / steps_per_epoch))
     if patience < 1:  # a wait of 0 epochs would stop (or decay) after the first, improved or not
@@ -331,12 +334,16 @@ def fit(
     saver = None
     if checkpoint is not None:
         options = (learning_rate, patience, patience_steps, clip_norm, lr_decays, lr_factor,
-                   weight_decay)  # fmt: skip
+                   weight_decay, devices)  # fmt: skip
         fingerprint = _fingerprint(arrays, train, val, key_train, batch_size, loss, options)
         saver = _Checkpoint(Path(checkpoint), fingerprint, float(checkpoint_seconds))
         restored = saver.load(arrays)
         if restored is not None:
             arrays, state, history = restored
+    # on several devices, every input of the epoch is placed on all of them once, here
+    arrays = _cores.replicate(arrays, devices)
+    if not streamed:
+        train, val = _cores.replicate((train, val), devices)
     params, opt_state, best_params = arrays["params"], arrays["opt_state"], arrays["best"]
     start = time.perf_counter() - history.seconds
     first = state["epoch"]
@@ -385,6 +392,7 @@ def fit(
             state["learning_rate"] *= lr_factor
             params = best_params
             opt_state = _set_lr(_init(optimizer, best_params), state["learning_rate"])
+            opt_state = _cores.replicate(opt_state, devices)
         elif state["since_best"] >= state["wait"]:
             history.stopped_early = state["finished"] = True
         history.seconds = time.perf_counter() - start

@@ -37,6 +37,7 @@ import jax.numpy as jnp
 import numpy as np
 from scipy.special import logsumexp
 
+from lfi._cores import rowwise
 from lfi._rng import Seed, as_key
 from lfi.posteriors.base import check_same_x, check_theta
 from lfi.posteriors.io import read_archive, write_archive
@@ -298,6 +299,7 @@ def learn_summary(
     k_net, k_fit = jax.random.split(as_key(seed))
     net = eqx.nn.MLP(x.shape[1], u.shape[1], width, depth, jax.nn.gelu, key=k_net)
 
+    @rowwise
     def loss(model, batch, key):
         zx, zu = batch
         return jnp.mean((jax.vmap(model)(zx) - zu) ** 2)

@@ -63,6 +63,7 @@ import jax.numpy as jnp
 import numpy as np
 import paramax
 
+from lfi._cores import rowwise
 from lfi._rng import Seed, as_key
 from lfi.augment import GoldData, check_theta_ref
 from lfi.methods.density import GridPosterior
@@ -198,6 +199,7 @@ def gold_loss(method: str, alpha: float):
     epochs are reused)."""
     base, with_score = _BASE[method], method in _SCORE
 
+    @rowwise
     def loss(net, batch, key):
         a, b, y, log_r, t, jinv_t, c = batch
         net = paramax.unwrap(net)
@@ -322,6 +324,7 @@ class _Regressor(eqx.Module):
         return self.net(b)
 
 
+@rowwise
 def _sally_loss(model, batch, key):
     b, t = batch
     return jnp.mean(jnp.sum((jax.vmap(paramax.unwrap(model))(b) - t) ** 2, -1))

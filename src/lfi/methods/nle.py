@@ -22,6 +22,7 @@ import jax.numpy as jnp
 import numpy as np
 import paramax
 
+from lfi._cores import rowwise
 from lfi._rng import Seed
 from lfi.methods.npe import TRAIN_DEFAULTS, train_standardized, usable_rows
 from lfi.methods.store_data import is_store
@@ -35,6 +36,7 @@ NSF_DEFAULTS = {"conditioner": "made", "activation": "tanh", "interval": "auto"}
 DEFAULT_INTERVAL = 5.0
 
 
+@rowwise
 def nle_loss(flow: Any, batch: tuple, key: Any) -> Any:
     """Negative mean log q(z_x | z_θ) over a batch of standardised (θ, x) pairs."""
     z_theta, z_x = batch

@@ -27,6 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 import paramax
 
+from lfi._cores import rowwise
 from lfi._rng import Seed, as_key, numpy_rng
 from lfi.methods.store_data import StoreBlocks, is_store
 from lfi.nets.embeddings import normalize_embedding, trial_dim
@@ -53,6 +54,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
 }
 
 
+@rowwise
 def npe_loss(flow: Any, batch: tuple, key: Any) -> Any:
     """Negative mean log q(z_θ | z_x) over a batch of standardised (θ, x) pairs."""
     z_theta, z_x = batch

@@ -42,6 +42,7 @@ import numpy as np
 import optax
 import paramax
 
+from lfi._cores import rowwise
 from lfi._rng import Seed, as_key
 from lfi.augment import check_theta_ref
 from lfi.methods.npe import TRAIN_DEFAULTS, check_training_data
@@ -58,6 +59,7 @@ __all__ = ["CARL", "ClassifierRatio", "bce_loss", "simulate_carl_data"]
 NET_OPTIONS = ("width", "depth", "activation")
 
 
+@rowwise
 def bce_loss(classifier: Any, batch: tuple, key: Any) -> Any:
     """Binary cross-entropy on the logits of standardised ``(a, b, label)`` rows."""
     a, b, y = batch

@@ -40,6 +40,7 @@ import jax.numpy as jnp
 import numpy as np
 import paramax
 
+from lfi._cores import rowwise
 from lfi._rng import Seed, as_key
 from lfi.augment import GoldData
 from lfi.methods.gold import GOLD_TRAIN_DEFAULTS, check_gold, score_term, theta_jacobian
@@ -80,6 +81,7 @@ def scandal_loss(alpha: float):
     """``loss(model, (a, b, score, jinv_t, mask), key)``; one function per α, so compiled
     epochs are reused."""
 
+    @rowwise
     def loss(model, batch, key):
         a, b, t, jinv_t, mask = batch
         model = paramax.unwrap(model)

@@ -32,6 +32,8 @@ import jax
 import jax.numpy as jnp
 from jaxtyping import Array
 
+from lfi._cores import rowwise
+
 __all__ = ["OTFlowPath", "VPScorePath", "path_from_config"]
 
 
@@ -55,6 +57,7 @@ class OTFlowPath(eqx.Module):
     def t_data(self) -> float:
         return 1.0
 
+    @rowwise
     def loss(self, net: Any, batch: tuple, key: Any) -> Array:
         """Conditional flow matching: mean ‖v(z_t, t, x) − (z_1 − (1 − σ_min) ε)‖²."""
         z1, zx = batch
@@ -113,6 +116,7 @@ class VPScorePath(eqx.Module):
         log_alpha = -0.5 * (self.beta_min * t + 0.5 * (self.beta_max - self.beta_min) * t**2)
         return jnp.exp(log_alpha), jnp.sqrt(-jnp.expm1(2.0 * log_alpha))
 
+    @rowwise
     def loss(self, net: Any, batch: tuple, key: Any) -> Array:
         """Denoising score matching (ε-prediction): mean ‖ε̂(z_t, t, x) − ε‖², t ~ U(t_min, 1)."""
         z0, zx = batch
