@@ -21,6 +21,8 @@ SPLIT = textwrap.dedent(
     assert _cores.width(200, npe_loss) == 2 and _cores.width(50, npe_loss) == 2
     assert _cores.width(201, npe_loss) == 1 and _cores.width(40, npe_loss) == 1
     assert _cores.width(200, lambda m, b, k: 0.0) == 1  # a loss not marked row-wise
+    for method in (lfi.FMPE, lfi.NPSE):  # their losses are methods of equinox modules
+        assert _cores.width(200, method(lfi.tasks.get("two_moons").prior).path.loss) == 2
     # every epoch (and the one after a learning-rate decay) runs the program compiled first
     import logging
     compiles = []

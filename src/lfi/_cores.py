@@ -94,7 +94,12 @@ def width(batch_size: int, loss=None) -> int:
     """Devices one mini-batch of ``batch_size`` rows is split over (1: no split): the most that
     divide the batch evenly with at least ``MIN_ROWS`` rows each, at most ``$LFI_CPU_CORES``,
     on the CPU backend only, and only for a :func:`rowwise` loss."""
-    if not getattr(loss, "lfi_rowwise", False) or jax.default_backend() != "cpu":
+    marked = getattr(loss, "lfi_rowwise", False) or getattr(
+        getattr(loss, "__func__", None),
+        "lfi_rowwise",
+        False,  # a method (equinox's BoundMethod)
+    )
+    if not marked or jax.default_backend() != "cpu":
         return 1
     most = min(jax.local_device_count(), requested(), batch_size // MIN_ROWS)
     for d in range(most, 1, -1):
