@@ -74,7 +74,7 @@ def test_rows_of_other_lfi_code_are_kept_but_not_reused(tmp_path, monkeypatch):
     with open(path) as f:
         rows = list(csv.DictReader(f))
     assert [r["c2st"] for r in rows] == ["0.9", "0.6"]  # kept, and the new one appended
-    assert rows[0]["code"] == "" and rows[1]["code"] == grid.code_id()
+    assert rows[0]["code"] == "" and rows[1]["code"] == grid.run_id() == grid.code_id()
     assert rows[0]["epochs"] == "5" and list(rows[0]) == grid.FIELDS
     assert "0.600 (1)" in (tmp_path / "summary.md").read_text()  # this code's row only
     grid.bench(["two_moons"], ["npe"], [1000], [1], tmp_path, progress=False)
@@ -82,6 +82,17 @@ def test_rows_of_other_lfi_code_are_kept_but_not_reused(tmp_path, monkeypatch):
     monkeypatch.setattr(grid, "code_id", lambda: "changed")
     grid.bench(["two_moons"], ["npe"], [1000], [1], tmp_path, progress=False)
     assert len(calls) == 2  # another lfi: run again
+
+
+def test_run_id_names_a_split_over_cpu_devices(monkeypatch):
+    import jax
+
+    from lfi import _cores
+
+    assert grid.run_id() == grid.code_id()  # the test processes train on one device
+    monkeypatch.setattr(jax, "local_device_count", lambda: 4)
+    monkeypatch.setattr(_cores, "requested", lambda: 2)
+    assert grid.run_id() == grid.code_id() + "+2cpu"  # not the same rows as one device's
 
 
 def test_code_id_is_a_stable_hash_of_the_source():

@@ -6,7 +6,9 @@ posterior at each observation (:func:`lfi.bench.run_task`). Every finished obser
 appended to ``OUT/results.csv`` at once (flushed to disk), and a rerun skips what the CSV
 already holds (same seed, options and lfi code), so an interrupted grid resumes; a cell with some
 observations missing is retrained with the same seed (the same network) and scores only those.
-A row's ``code`` is a hash of lfi's own source (:func:`code_id`): a default changed in a later
+A row's ``code`` is a hash of lfi's own source (:func:`code_id`), with ``+Ncpu`` when training
+split its batches over N > 1 CPU devices (:mod:`lfi._cores`: another run of the same code, so
+not the same row); a default changed in a later
 lfi (a network, a sampler, a schedule) changes what the same options mean, so rows of another
 code are kept in the CSV but never taken as done, nor summarised with this run's.
 ``OUT/summary.md`` puts the mean C2ST of each cell (this run's seed, options and code) beside
@@ -84,6 +86,17 @@ def code_id() -> str:
         digest.update(os.path.relpath(str(entry), str(root)).encode())
         digest.update(entry.read_bytes())
     return digest.hexdigest()[:12]
+
+
+def run_id() -> str:
+    """The ``code`` of this process's rows: :func:`code_id`, plus ``+Ncpu`` when training
+    splits its batches over N > 1 JAX CPU devices (the same seed trains another network)."""
+    import jax
+
+    from lfi import _cores
+
+    n = 1 if jax.default_backend() != "cpu" else min(jax.local_device_count(), _cores.requested())
+    return code_id() + (f"+{n}cpu" if n > 1 else "")
 
 
 def _key(row: dict) -> tuple:
@@ -167,7 +180,7 @@ def bench(
             raise ValueError(f"{name}: expected integers in [{low}, {high or '∞'}], got {values}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    path, opts, code = out / "results.csv", json.dumps(options, sort_keys=True), code_id()
+    path, opts, code = out / "results.csv", json.dumps(options, sort_keys=True), run_id()
     if path.is_file():
         _upgrade(path)
     previous = _read(path)
