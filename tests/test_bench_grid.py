@@ -62,6 +62,7 @@ def test_rows_of_other_lfi_code_are_kept_but_not_reused(tmp_path, monkeypatch):
         return Result()
 
     monkeypatch.setattr(grid, "run_task", fake_run_task)
+    monkeypatch.setenv("LFI_CPU_CORES", "1")  # rows of one device: code is the bare hash
     path = tmp_path / "results.csv"
     # a CSV of an older lfi: no "code" column
     old = ["task", "method", "budget", "observation", "seed", "options", "c2st", "epochs"]
@@ -89,7 +90,8 @@ def test_run_id_names_a_split_over_cpu_devices(monkeypatch):
 
     from lfi import _cores
 
-    assert grid.run_id() == grid.code_id()  # the test processes train on one device
+    monkeypatch.setenv("LFI_CPU_CORES", "1")
+    assert grid.run_id() == grid.code_id()
     monkeypatch.setattr(jax, "local_device_count", lambda: 4)
     monkeypatch.setattr(_cores, "requested", lambda: 2)
     assert grid.run_id() == grid.code_id() + "+2cpu"  # not the same rows as one device's

@@ -42,9 +42,9 @@ SPLIT = textwrap.dedent(
     assert len(npe.history.val_loss) >= 3 and compiles == ["jit(_epoch)"], compiles
     # losses that are not a mean of per-row terms train on one device: NRE-B contrasts 49
     # other rows, more than half a batch of 64
-    theta, x = lfi.simulate(task.simulator, task.prior, 1000, seed=0, progress=False)
+    theta1k, x1k = lfi.simulate(task.simulator, task.prior, 1000, seed=0, progress=False)
     lfi.NRE(task.prior, num_atoms=50, batch_size=64, max_epochs=1, progress=False).fit(
-        theta, x, seed=0)
+        theta1k, x1k, seed=0)
     assert _cores.width(64, lfi.NRE(task.prior, num_atoms=50).loss) == 1
     flow = post._trained
     params, static = eqx.partition(flow, eqx.is_inexact_array)
@@ -53,7 +53,8 @@ SPLIT = textwrap.dedent(
     def fn(p, b, k):
         return npe_loss(eqx.combine(p, static), b, k)
     key = jax.random.key(0)
-    v1, g1 = jax.jit(lambda p, b, k: _cores.value_and_grad(fn, p, b, k, 200))(params, batch, key)
+    assert batch[0].shape == (200, 2)
+    v1, g1 = jax.jit(lambda p, b, k: _cores.value_and_grad(fn, p, b, k, 2))(params, batch, key)
     v0, g0 = eqx.filter_value_and_grad(fn)(params, batch, key)
     np.testing.assert_allclose(v1, v0, rtol=1e-5)
     for a, b in zip(jax.tree_util.tree_leaves(g1), jax.tree_util.tree_leaves(g0)):
@@ -62,6 +63,11 @@ SPLIT = textwrap.dedent(
     assert all(len(a.sharding.device_set) == 1 for a in leaves)
     s = post.sample(7, x[0], seed=1)
     assert s.shape == (7, 2) and np.all(np.isfinite(s))
+    # data whose copies on every device would pass the cap train on one device
+    big = np.broadcast_to(np.float32(0), (2**29,))  # 2 GiB by nbytes, no memory
+    assert not _cores.too_big(2, batch) and _cores.too_big(2, big)
+    _cores.MAX_COPIES_BYTES = 1
+    one = lfi.NPE(task.prior, progress=False, max_epochs=2, batch_size=100).fit(theta, x, seed=0)
     print("ok")
     """
 )

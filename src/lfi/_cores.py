@@ -35,6 +35,7 @@ import numpy as np
 
 ENV = "LFI_CPU_CORES"
 MIN_ROWS = 25  # fewer rows per device: the all-reduce costs more than the split saves
+MAX_COPIES_BYTES = 2 * 1024**3  # in-memory data copied to every device: at most this in all
 
 
 def usable_cores() -> int:
@@ -109,6 +110,14 @@ def width(batch_size: int, loss=None) -> int:
         if batch_size % d == 0:
             return d
     return 1
+
+
+def too_big(d: int, *trees) -> bool:
+    """Whether ``d`` copies of the arrays in ``trees`` (each device holds the whole in-memory
+    training set) would pass ``MAX_COPIES_BYTES``; a larger set trains on one device (or
+    streamed from a simulation store, whose blocks are split)."""
+    leaves = jax.tree_util.tree_leaves(trees)
+    return d * sum(getattr(a, "nbytes", 0) for a in leaves) > MAX_COPIES_BYTES
 
 
 def mesh(d: int):

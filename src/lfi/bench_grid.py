@@ -89,8 +89,9 @@ def code_id() -> str:
 
 
 def run_id() -> str:
-    """The ``code`` of this process's rows: :func:`code_id`, plus ``+Ncpu`` when training
-    splits its batches over N > 1 JAX CPU devices (the same seed trains another network)."""
+    """The ``code`` of this process's rows: :func:`code_id`, plus ``+Ncpu`` when this process
+    has N > 1 JAX CPU devices to split training batches over (the same seed then trains another
+    network; methods whose loss is not split carry the label too, and rerun)."""
     import jax
 
     from lfi import _cores

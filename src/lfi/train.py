@@ -113,10 +113,10 @@ def _order(key: jax.Array, n: int, batch_size: int) -> jax.Array:
     return jax.device_put(perm.astype(np.int32))
 
 
-def _steps(params, static, opt_state, train, order, key, loss, optimizer, batch_size):
-    """One optimizer step per mini-batch of ``train`` rows in ``order`` (a ``lax.scan``)."""
+def _steps(params, static, opt_state, train, order, key, loss, optimizer, batch_size, devices):
+    """One optimizer step per mini-batch of ``train`` rows in ``order`` (a ``lax.scan``),
+    each batch split over ``devices`` CPU devices (:mod:`lfi._cores`; 1: no split)."""
     num_batches = order.shape[0] // batch_size
-    devices = _cores.width(batch_size, loss)  # a batch split over CPU devices (lfi._cores)
     batches = jax.tree_util.tree_map(
         lambda a: a[order].reshape(num_batches, batch_size, *a.shape[1:]), train
     )
@@ -150,7 +150,9 @@ def _init(optimizer, params):
 
 
 @eqx.filter_jit
-def _epoch(params, static, opt_state, train, order, val, key, loss, optimizer, batch_size, before):
+def _epoch(
+    params, static, opt_state, train, order, val, key, loss, optimizer, batch_size, before, devices
+):
     """One epoch: a scan over mini-batches, then the validation loss (all in one jit). With
     ``before`` true it also returns the validation loss of the incoming weights (the baseline
     of the first epoch; a separate call compiled and traced the loss once more: ~1 s of a
@@ -163,7 +165,7 @@ def _epoch(params, static, opt_state, train, order, val, key, loss, optimizer, b
         params,
     )
     params, opt_state, train_loss = _steps(
-        params, static, opt_state, train, order, key, loss, optimizer, batch_size
+        params, static, opt_state, train, order, key, loss, optimizer, batch_size, devices
     )
     val_loss = _loss_value(params, static, val, jax.random.key(_VAL_KEY), loss)
     return params, opt_state, train_loss, val_loss, val_before
@@ -173,7 +175,7 @@ _block_steps = eqx.filter_jit(_steps)
 
 
 def _streamed_epoch(
-    params, static, opt_state, source, val, key, loss, optimizer, batch_size, before
+    params, static, opt_state, source, val, key, loss, optimizer, batch_size, before, devices
 ):
     """One epoch over a :class:`BlockSource`: each block in memory in turn, then validation
     (and, with ``before``, first the validation loss of the incoming weights, else NaN)."""
@@ -188,7 +190,16 @@ def _streamed_epoch(
         key_block = jax.random.fold_in(key_steps, b)
         order = _order(key_block, block[0].shape[0], batch_size)
         params, opt_state, value = _block_steps(
-            params, static, opt_state, block, order, key_block, loss, optimizer, batch_size
+            params,
+            static,
+            opt_state,
+            block,
+            order,
+            key_block,
+            loss,
+            optimizer,
+            batch_size,
+            devices,
         )
         losses.append(float(value))
         weights.append(block[0].shape[0] // batch_size)
@@ -316,6 +327,8 @@ def fit(
     optimizer = _optimizer(None if clip_norm is None else float(clip_norm), float(weight_decay))
     opt_state = _set_lr(_init(optimizer, params), learning_rate)
     devices = _cores.width(batch_size, loss)
+    if not streamed and devices > 1 and _cores.too_big(devices, train, val):
+        devices = 1  # every device would hold a copy of the data: train on one instead
     steps_per_epoch = max(1, n_train // batch_size)
     patience = max(int(patience), math.ceil(int(patience_steps) / steps_per_epoch))
     if patience < 1:  # a wait of 0 epochs would stop (or decay) after the first, improved or not
@@ -351,11 +364,21 @@ def fit(
     def run(params, opt_state, key, before):
         if streamed:
             return _streamed_epoch(
-                params, static, opt_state, train, val, key, loss, optimizer, batch_size, before
+                params,
+                static,
+                opt_state,
+                train,
+                val,
+                key,
+                loss,
+                optimizer,
+                batch_size,
+                before,
+                devices,
             )
         order = _order(jax.random.fold_in(key, 1), n_train, batch_size)
         return _epoch(params, static, opt_state, train, order, val, key, loss, optimizer,
-                      batch_size, jnp.asarray(before))  # fmt: skip
+                      batch_size, jnp.asarray(before), devices)  # fmt: skip
 
     bar = tqdm(
         range(first, max_epochs if not state["finished"] else first),
@@ -537,8 +560,8 @@ class _Checkpoint:
             if meta["fingerprint"] != self.fingerprint:
                 raise ValueError(
                     f"checkpoint: {str(self.path)!r} belongs to another training run (model, "
-                    "data, seed or the lfi version that wrote it differ); delete it or give "
-                    "another path"
+                    "data, seed, number of CPU devices (LFI_CPU_CORES) or the lfi version that "
+                    "wrote it differ); delete it or give another path"
                 )
             leaves, treedef = jax.tree_util.tree_flatten(like)
             restored = [jnp.asarray(f[f"leaf{i}"], a.dtype) for i, a in enumerate(leaves)]
