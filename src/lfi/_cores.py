@@ -94,18 +94,21 @@ def rowwise(loss):
     return loss
 
 
-def width(batch_size: int, loss=None) -> int:
-    """Devices one mini-batch of ``batch_size`` rows is split over (1: no split): the most that
-    divide the batch evenly with at least ``MIN_ROWS`` rows each, at most ``$LFI_CPU_CORES``,
-    on the CPU backend only, and only for a :func:`rowwise` loss."""
-    marked = getattr(loss, "lfi_rowwise", False) or getattr(
-        getattr(loss, "__func__", None),
-        "lfi_rowwise",
-        False,  # a method (equinox's BoundMethod)
-    )
-    if not marked or jax.default_backend() != "cpu" or not hasattr(jax, "shard_map"):
+def available() -> int:
+    """CPU devices training may split a batch over: JAX's, at most ``$LFI_CPU_CORES``; 1 off
+    the CPU backend or in a JAX without ``shard_map``."""
+    if jax.default_backend() != "cpu" or not hasattr(jax, "shard_map"):
         return 1
-    most = min(jax.local_device_count(), requested(), batch_size // MIN_ROWS)
+    return min(jax.local_device_count(), requested())
+
+
+def width(batch_size: int, loss=None) -> int:
+    """Devices one mini-batch of ``batch_size`` rows is split over (1: no split): the most of
+    :func:`available` that divide the batch evenly with at least ``MIN_ROWS`` rows each, and
+    only for a :func:`rowwise` loss (a method's mark is on its function: ``__func__``)."""
+    if not getattr(getattr(loss, "__func__", loss), "lfi_rowwise", False):
+        return 1
+    most = min(available(), batch_size // MIN_ROWS)
     for d in range(most, 1, -1):
         if batch_size % d == 0:
             return d

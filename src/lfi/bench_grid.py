@@ -92,11 +92,9 @@ def run_id() -> str:
     """The ``code`` of this process's rows: :func:`code_id`, plus ``+Ncpu`` when this process
     has N > 1 JAX CPU devices to split training batches over (the same seed then trains another
     network; methods whose loss is not split carry the label too, and rerun)."""
-    import jax
-
     from lfi import _cores
 
-    n = 1 if jax.default_backend() != "cpu" else min(jax.local_device_count(), _cores.requested())
+    n = _cores.available()
     return code_id() + (f"+{n}cpu" if n > 1 else "")
 
 

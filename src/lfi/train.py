@@ -189,18 +189,9 @@ def _streamed_epoch(
         block = tuple(_device(a) for a in block)
         key_block = jax.random.fold_in(key_steps, b)
         order = _order(key_block, block[0].shape[0], batch_size)
-        params, opt_state, value = _block_steps(
-            params,
-            static,
-            opt_state,
-            block,
-            order,
-            key_block,
-            loss,
-            optimizer,
-            batch_size,
-            devices,
-        )
+        params, opt_state, value = _block_steps(params, static, opt_state, block, order,
+                                                key_block, loss, optimizer, batch_size,
+                                                devices)  # fmt: skip
         losses.append(float(value))
         weights.append(block[0].shape[0] // batch_size)
     train_loss = float(np.average(losses, weights=weights)) if losses else math.nan
@@ -363,19 +354,8 @@ def fit(
 
     def run(params, opt_state, key, before):
         if streamed:
-            return _streamed_epoch(
-                params,
-                static,
-                opt_state,
-                train,
-                val,
-                key,
-                loss,
-                optimizer,
-                batch_size,
-                before,
-                devices,
-            )
+            return _streamed_epoch(params, static, opt_state, train, val, key, loss, optimizer,
+                                   batch_size, before, devices)  # fmt: skip
         order = _order(jax.random.fold_in(key, 1), n_train, batch_size)
         return _epoch(params, static, opt_state, train, order, val, key, loss, optimizer,
                       batch_size, jnp.asarray(before), devices)  # fmt: skip
