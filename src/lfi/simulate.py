@@ -153,19 +153,19 @@ def _as_output(x: Any, n: int, name: str) -> np.ndarray:
             f"simulator: returned values beyond float32's range (max |x| = "
             f"{np.abs(raw[overflow]).max():.3g}; {name}): rescale its output"
         )
-    if x.ndim == 0 and n == 1:
+    if x.ndim == 0:
+        if n > 1:
+            raise ValueError(f"simulator: returned one number for {n} parameters ({name})")
         x = x.reshape(1, 1)
-    elif x.ndim == 1 and n > 1:  # one value per simulation; a longer vector has no known rows
+    elif x.ndim == 1 and n == 1:
+        x = x.reshape(1, -1)
+    elif x.ndim == 1:  # one value per simulation; a longer vector has no known rows
         if x.shape[0] != n:
             raise ValueError(
                 f"simulator: returned shape {x.shape} for {n} parameters ({name}); expected "
                 f"({n},) or ({n}, dim_x)"
             )
         x = x.reshape(n, 1)
-    elif x.ndim == 1:
-        x = x.reshape(1, -1)
-    elif x.ndim == 0:
-        raise ValueError(f"simulator: returned one number for {n} parameters ({name})")
     if x.shape[0] != n:
         raise ValueError(f"simulator: returned {x.shape[0]} outputs for {n} parameters ({name})")
     return x.reshape(n, -1)
