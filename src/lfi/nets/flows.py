@@ -87,6 +87,12 @@ class EmbeddedFlow(eqx.Module):
     def sample(self, key: Any, sample_shape: tuple = (), condition: Any = None) -> jax.Array:
         return self.flow.sample(key, sample_shape, condition=embed(self.embedding, condition))
 
+    def sample_and_log_prob(
+        self, key: Any, sample_shape: tuple = (), condition: Any = None
+    ) -> tuple[jax.Array, jax.Array]:
+        cond = embed(self.embedding, condition)
+        return self.flow.sample_and_log_prob(key, sample_shape, condition=cond)
+
 
 _SKELETONS: dict[str, Any] = {}
 
