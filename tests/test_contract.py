@@ -47,7 +47,7 @@ def test_interface_and_shapes(fitted):
     # outside the prior: -inf, never NaN or an exception
     assert np.asarray(post.log_prob(np.array([[3.0, 1.0]]), x=X_O))[0] == -np.inf
     assert np.asarray(post.map(X_O)).shape == (2,)
-    assert getattr(post, "normalized", True) == (name in ("npe", "bnpe", "fmpe", "npse"))
+    assert getattr(post, "normalized", True) == (name in ("npe", "bnpe", "calnpe", "fmpe", "npse"))
 
 
 def test_seeds(fitted):

@@ -61,9 +61,9 @@ def infer(
     """Simulate ``num_simulations`` from the prior, train ``method``, return its posterior.
 
     ``options`` go to the method's constructor (network, training and sampler settings).
-    Methods: see ``lfi.METHODS`` ("npe", "bnpe", "nle", "nre_a", "nre_b" = "nre", "nre_c", "bnre",
-    "fmpe", "npse") and the sequential ones, "snpe", "snle", "snre", which need ``x_o`` and
-    run ``num_rounds`` rounds (see :func:`lfi.methods.sequential.sequential`);
+    Methods: see ``lfi.METHODS`` ("npe", "bnpe", "calnpe", "nle", "nre_a", "nre_b" = "nre",
+    "nre_c", "bnre", "fmpe", "npse") and the sequential ones, "snpe", "snle", "snre", which
+    need ``x_o`` and run ``num_rounds`` rounds (see :func:`lfi.methods.sequential.sequential`);
     ``num_rounds > 1`` with "npe", "nle" or "nre" runs their sequential form.
     "rejection_abc" and "smc_abc" (see :mod:`lfi.methods.abc`) also need ``x_o`` and return a
     posterior for it alone. The

@@ -18,6 +18,8 @@ from lfi.methods.nre import NRE
 METHODS: dict[str, Callable] = {
     "npe": NPE,
     "bnpe": functools.partial(NPE, balance=100.0),  # balanced NPE (arXiv:2304.10978)
+    # NPE with a calibration penalty (arXiv:2310.13402)
+    "calnpe": functools.partial(NPE, calibration=100.0),
     "nle": NLE,
     "nre_a": functools.partial(NRE, variant="a"),
     "nre_b": functools.partial(NRE, variant="b"),
