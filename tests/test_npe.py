@@ -250,6 +250,56 @@ def test_calibration_penalty_vanishes_at_the_exact_posterior():
     assert penalty(0.5) > 50
 
 
+def test_calibration_levels_rank_by_the_posteriors_density_in_theta():
+    """The penalty ranks draws by log q(θ|x), the density that expected_coverage ranks by: on
+    a box prior (a logit map) the flow's z-space density plus the loss's log-Jacobian differs
+    from DirectPosterior.log_prob by one constant over θ, and the z-space density alone does
+    not (a sign error in the Jacobian would fail the first assertion)."""
+    from lfi.methods.npe import CalibratedNPELoss
+
+    prior = lfi.BoxUniform([-1.0, 0.0], [1.0, 3.0])
+    theta = np.asarray(prior.sample(300, seed=0))
+    x = theta + 0.3 * np.random.default_rng(1).standard_normal(theta.shape).astype(np.float32)
+    post = lfi.NPE(prior, max_epochs=2, progress=False).fit(theta, x, seed=0)
+    stand = post._stand
+    loss = CalibratedNPELoss(prior, stand.theta_mean, stand.theta_std, 1.0, 4)
+    points = np.asarray(prior.sample(64, seed=1))
+    z = stand.z_theta(prior.to_unconstrained(jnp.asarray(points)))
+    z_x = jnp.broadcast_to(stand.z_x(jnp.asarray(x[0])), (64, 2))
+    log_q_z = post._flow.log_prob(z, z_x)
+    log_q = np.asarray(post.log_prob(points, x=x[0]))
+    assert np.ptp(log_q - np.asarray(log_q_z + loss.log_jacobian(z))) < 1e-3
+    assert np.ptp(log_q - np.asarray(log_q_z)) > 0.5
+
+
+def test_calibration_penalty_has_a_gradient():
+    """The straight-through step passes gradient: the penalty changes the NLL's gradient (with
+    a MAF too, whose draws go through its autoregressive inverse)."""
+    from jax.flatten_util import ravel_pytree
+
+    from lfi.methods.npe import CalibratedNPELoss, npe_loss
+    from lfi.nets.flows import build_flow, flow_config
+    from lfi.posteriors.direct import Standardizer
+
+    prior = lfi.BoxUniform([-1.0, -1.0], [1.0, 1.0])
+    theta = np.asarray(prior.sample(64, seed=0))
+    x = theta + 0.3 * np.random.default_rng(1).standard_normal(theta.shape).astype(np.float32)
+    u = np.asarray(prior.to_unconstrained(theta))
+    stand = Standardizer.fit(u, x)
+    batch = (stand.z_theta(jnp.asarray(u)), stand.z_x(jnp.asarray(x)))
+    loss = CalibratedNPELoss(prior, stand.theta_mean, stand.theta_std, 100.0, 8)
+    for kind in ("nsf", "maf"):
+        flow = build_flow(flow_config(2, 2, kind=kind), 0)
+
+        def grad(f, flow=flow):
+            g = eqx.filter_grad(lambda fl: f(fl, batch, jax.random.key(3)))(flow)
+            return ravel_pytree(eqx.filter(g, eqx.is_array))[0]
+
+        g_nll, g_cal = grad(npe_loss), grad(loss)
+        assert np.all(np.isfinite(g_cal))
+        assert float(jnp.linalg.norm(g_cal - g_nll)) > 1e-3 * float(jnp.linalg.norm(g_nll))
+
+
 def test_calibrated_npe_trains_and_names_bad_options():
     prior = lfi.BoxUniform([-1.0], [1.0])
     theta = np.asarray(prior.sample(300, seed=0))
@@ -258,8 +308,9 @@ def test_calibrated_npe_trains_and_names_bad_options():
     post = est.fit(theta, x, seed=0)
     assert post.method == "calnpe" and post.sample(5, x=[0.2], seed=0).shape == (5, 1)
     assert np.all(np.isfinite(est.history.train_loss))
-    with pytest.raises(ValueError, match="calibration"):
-        lfi.NPE(prior, calibration=-1.0)
+    for bad in (-1.0, float("inf"), True):
+        with pytest.raises(ValueError, match="calibration"):
+            lfi.NPE(prior, calibration=bad)
     with pytest.raises(ValueError, match="calibration_draws"):
         lfi.NPE(prior, calibration=1.0, calibration_draws=0)
     with pytest.raises(ValueError, match="choose one"):

@@ -88,11 +88,14 @@ def test_bad_arguments_fail_before_any_training():
     for truncation in (0.0, 1.0, -1e-4):
         with pytest.raises(ValueError, match="truncation"):
             sequential(*args, truncation=truncation, **kw)
-    # balanced NPE and recalibration assume θ from the prior, which later rounds do not draw
+    # balanced NPE, recalibration and the calibration penalty assume θ from the prior, which
+    # later rounds do not draw
     with pytest.raises(ValueError, match="balance"):
         sequential(*args, balance=100.0, **kw)
     with pytest.raises(ValueError, match="recalibrate"):
         sequential(*args, recalibrate="latent", **kw)
+    with pytest.raises(ValueError, match="calibration"):
+        sequential(*args, calibration=100.0, **kw)
     with pytest.raises(ValueError, match="x_o: expected 2"):  # after round 1's simulations
         sequential(simulator, PRIOR, "snle", [1.0, 0.5, 0.2], num_rounds=2, **kw)
 

@@ -130,8 +130,9 @@ def sequential(
     if name == "snpe":
         # both assume θ drawn from the prior: the balance penalty uses log q(θ|x) − log p(θ)
         # (after truncated rounds the pooled proposal p̃ ≠ p, and the balance condition holds
-        # for log p̃); recalibration would target coverage under p̃ rather than the prior
-        for option, off in (("balance", 0), ("recalibrate", False)):
+        # for log p̃); recalibration and the calibration penalty would target coverage under
+        # p̃ rather than the prior
+        for option, off in (("balance", 0), ("calibration", 0), ("recalibrate", False)):
             if options.get(option, off) not in (off, None):
                 raise ValueError(
                     f"{option}: not available with 'snpe' (it assumes θ from the prior, and "
