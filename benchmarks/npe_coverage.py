@@ -28,18 +28,21 @@ def main(argv=None) -> int:
     p.add_argument("--simulations", type=int, default=10_000)
     p.add_argument("--tests", type=int, default=500)
     p.add_argument("--draws", type=int, default=500)
+    p.add_argument("--seed", type=int, default=0, help="training simulations and training")
     p.add_argument("--out", default="benchmarks/results/npe_coverage")
     p.add_argument("--option", action="append", default=[], metavar="K=V", help="NPE option")
     args = p.parse_args(argv)
+    if args.seed == 1:  # the test simulations' seed: they would repeat the training ones
+        p.error("--seed: 1 is the test set's seed; choose another")
     options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)}
     rows = []
     for name in args.tasks:
         task = lfi.tasks.get(name)
         t0 = time.perf_counter()
         theta, x = lfi.simulate(
-            task.simulator, task.prior, args.simulations, seed=0, progress=False
+            task.simulator, task.prior, args.simulations, seed=args.seed, progress=False
         )
-        post = lfi.NPE(task.prior, progress=False, **options).fit(theta, x, seed=0)
+        post = lfi.NPE(task.prior, progress=False, **options).fit(theta, x, seed=args.seed)
         t_train = time.perf_counter() - t0
         theta_t, x_t = lfi.simulate(task.simulator, task.prior, args.tests, seed=1, progress=False)
         cov = expected_coverage(post, theta_t, x_t, num_samples=args.draws, seed=2)
@@ -47,6 +50,7 @@ def main(argv=None) -> int:
         row = dict(
             task=name,
             options=options,
+            seed=args.seed,
             coverage=dict(zip(map(str, cov.levels), cov.coverage.tolist())),
             sbc_pvalues=ranks.pvalues.tolist(),
             sbc_passed=ranks.passed(),

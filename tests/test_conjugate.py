@@ -403,3 +403,37 @@ def test_bad_x(model, x, match):
 def test_bad_hyperparameters(build, name):
     with pytest.raises(ValueError, match=f"^{name}: "):
         build()
+
+
+@pytest.mark.parametrize(
+    "model, x",
+    [
+        (BetaBernoulli(1.0, 2.0), [1, 0, 1]),
+        (BetaBinomial(2.0, 3.0, trials=5), [1, 4]),
+        (BetaNegativeBinomial(2.0, 3.0, failures=2.5), [0, 3]),
+        (GammaPoisson(2.0, rate=0.5), [3, 1]),
+        (GammaPoisson(2.0, scale=0.5), [3, 1]),
+        (DirichletCategorical([1.0, 2.0, 0.5]), [0, 2, 2]),
+        (NormalNormal(-1.0, 2.0, 0.5), [0.3, -0.7]),
+    ],
+)
+def test_save_and_load_without_pickle(tmp_path, model, x):
+    import lfi
+
+    post = model.posterior(x)
+    path = tmp_path / "post.lfi"
+    post.save(str(path))
+    back = lfi.load(str(path))
+    assert isinstance(back, ConjugatePosterior) and repr(back.model) == repr(post.model)
+    theta = post.sample(5, seed=0)
+    np.testing.assert_array_equal(back.log_prob(theta), post.log_prob(theta))
+    np.testing.assert_array_equal(back.sample(5, seed=0), theta)
+
+
+def test_load_names_an_unknown_model(tmp_path):
+    from lfi.posteriors.io import write_archive
+
+    path = tmp_path / "odd.lfi"
+    write_archive(path, {"class": "ConjugatePosterior", "model": {"kind": "Exec"}}, {"x": [1.0]})
+    with pytest.raises(ValueError, match="unknown conjugate model 'Exec'"):
+        ConjugatePosterior.load(str(path))

@@ -10,6 +10,7 @@ import jax
 from lfi._rng import Seed, as_key
 from lfi.campaign import run_campaign
 from lfi.methods.abc import ABC_METHODS, abc
+from lfi.methods.conjugate import ConjugatePosterior
 from lfi.methods.density import GridPosterior
 from lfi.methods.gold import SALLY, GoldRatio
 from lfi.methods.mining import GOLD_METHODS, mine
@@ -39,6 +40,7 @@ _LOADERS = {
     "EnsemblePosterior": EnsemblePosterior.load,
     "GridPosterior": GridPosterior.load,
     "SALLY": SALLY.load,
+    "ConjugatePosterior": ConjugatePosterior.load,
 }
 
 

@@ -44,6 +44,7 @@ from scipy import stats
 from scipy.special import gammaln, xlogy
 
 from lfi.posteriors.base import ArvizMixin
+from lfi.posteriors.io import read_archive, write_archive
 
 
 def _scalar(value: Any, name: str, positive: bool = True) -> float:
@@ -413,3 +414,38 @@ class ConjugatePosterior(ArvizMixin):
     def predictive(self) -> Any:
         """The posterior predictive distribution of one new observation (scipy-like)."""
         return self.model.predictive()
+
+    def save(self, path: str) -> None:
+        """Write the prior model's hyperparameters (JSON) and the data (an array); no pickle."""
+        prior = self.prior
+        params = {k: np.asarray(getattr(prior, k)).tolist() for k in prior._params}
+        config = {"class": "ConjugatePosterior", "model": {"kind": type(prior).__name__, **params}}
+        write_archive(path, config, {"x": self.x})
+
+    @classmethod
+    def load(cls, path: str) -> ConjugatePosterior:
+        """Rebuild a posterior written by :meth:`save` (the model's own checks rerun).
+
+        >>> import os, tempfile
+        >>> path = os.path.join(tempfile.mkdtemp(), "beta.lfi")
+        >>> BetaBinomial(2.0, 3.0, trials=5).posterior([1, 4]).save(path)
+        >>> ConjugatePosterior.load(path).model
+        BetaBinomial(alpha=7.0, beta=8.0, trials=5)
+        """
+        config, arrays = read_archive(path, expect="ConjugatePosterior")
+        params = dict(config["model"])
+        kind = params.pop("kind", None)
+        models = {m.__name__: m for m in _MODELS}
+        if kind not in models:
+            raise ValueError(f"path: unknown conjugate model {kind!r}; known: {sorted(models)}")
+        return models[kind](**params).posterior(arrays["x"])
+
+
+_MODELS = (
+    BetaBernoulli,
+    BetaBinomial,
+    BetaNegativeBinomial,
+    GammaPoisson,
+    DirichletCategorical,
+    NormalNormal,
+)
