@@ -437,3 +437,22 @@ def test_load_names_an_unknown_model(tmp_path):
     write_archive(path, {"class": "ConjugatePosterior", "model": {"kind": "Exec"}}, {"x": [1.0]})
     with pytest.raises(ValueError, match="unknown conjugate model 'Exec'"):
         ConjugatePosterior.load(str(path))
+    import lfi
+
+    for model, match in [
+        ({"kind": "BetaBernoulli", "alpha": "a", "beta": 1.0}, "alpha"),
+        ({"kind": "BetaBernoulli", "alpha": 1.0}, "not a valid"),
+        ({"kind": "BetaBernoulli", "alpha": 1.0, "beta": 1.0, "gamma": 2}, "not a valid"),
+        ("BetaBernoulli", "holds no conjugate model"),
+    ]:
+        write_archive(path, {"class": "ConjugatePosterior", "model": model}, {"x": [1.0]})
+        with pytest.raises(ValueError, match=match):
+            lfi.load(str(path))
+
+
+def test_save_refuses_a_subclass(tmp_path):
+    class Mine(BetaBernoulli):
+        pass
+
+    with pytest.raises(TypeError, match="Mine"):
+        Mine(1.0, 1.0).posterior([1]).save(str(tmp_path / "p.lfi"))

@@ -10,7 +10,6 @@ import jax
 from lfi._rng import Seed, as_key
 from lfi.campaign import run_campaign
 from lfi.methods.abc import ABC_METHODS, abc
-from lfi.methods.conjugate import ConjugatePosterior
 from lfi.methods.density import GridPosterior
 from lfi.methods.gold import SALLY, GoldRatio
 from lfi.methods.mining import GOLD_METHODS, mine
@@ -40,8 +39,15 @@ _LOADERS = {
     "EnsemblePosterior": EnsemblePosterior.load,
     "GridPosterior": GridPosterior.load,
     "SALLY": SALLY.load,
-    "ConjugatePosterior": ConjugatePosterior.load,
+    "ConjugatePosterior": lambda path: _conjugate().load(path),
 }
+
+
+def _conjugate() -> Any:
+    """ConjugatePosterior, imported on first use (it needs scipy.stats, slow to import)."""
+    from lfi.methods.conjugate import ConjugatePosterior
+
+    return ConjugatePosterior
 
 
 def infer(
@@ -177,7 +183,7 @@ def load(path: str) -> Any:
         raise ValueError(f"path: unknown model class {kind!r}; known: {sorted(_LOADERS)}")
     try:
         return _LOADERS[kind](path)
-    except (KeyError, TypeError, AttributeError, IndexError) as exc:  # a damaged or foreign file
+    except (KeyError, TypeError, AttributeError, IndexError, OverflowError) as exc:  # damaged
         raise ValueError(
             f"path: {str(path)!r} is not a valid {kind} file ({type(exc).__name__}: {exc})"
         ) from exc

@@ -418,6 +418,8 @@ class ConjugatePosterior(ArvizMixin):
     def save(self, path: str) -> None:
         """Write the prior model's hyperparameters (JSON) and the data (an array); no pickle."""
         prior = self.prior
+        if type(prior) not in _MODELS:  # a subclass would load as its base, or not at all
+            raise TypeError(f"save: only lfi's own conjugate models, not {type(prior).__name__}")
         params = {k: np.asarray(getattr(prior, k)).tolist() for k in prior._params}
         config = {"class": "ConjugatePosterior", "model": {"kind": type(prior).__name__, **params}}
         write_archive(path, config, {"x": self.x})
@@ -433,6 +435,8 @@ class ConjugatePosterior(ArvizMixin):
         BetaBinomial(alpha=7.0, beta=8.0, trials=5)
         """
         config, arrays = read_archive(path, expect="ConjugatePosterior")
+        if not isinstance(config.get("model"), dict):
+            raise ValueError(f"path: {str(path)!r} holds no conjugate model")
         params = dict(config["model"])
         kind = params.pop("kind", None)
         models = {m.__name__: m for m in _MODELS}
