@@ -195,6 +195,17 @@ class _ExactTruncatedNormal(eqx.Module):
         return z, self.log_prob(z, condition)
 
 
+def _standardized_batch(prior, sigma, n):
+    """n pairs θ ~ prior, x ~ N(θ, σ²) as a training loop sees them: (standardizer, batch)."""
+    from lfi.posteriors.direct import Standardizer
+
+    theta = np.asarray(prior.sample(n, seed=0))
+    x = theta + sigma * np.random.default_rng(1).standard_normal(theta.shape).astype(np.float32)
+    u = np.asarray(prior.to_unconstrained(theta))
+    stand = Standardizer.fit(u, x)
+    return stand, (stand.z_theta(jnp.asarray(u)), stand.z_x(jnp.asarray(x)))
+
+
 def test_balanced_npe_penalty_vanishes_at_the_exact_posterior():
     """The Bayes-optimal classifier d = log p(θ|x) − log p(θ) is balanced:
     E_joint σ(d) + E_marginal σ(d) = 1 exactly (Delaunoy et al. 2023, arXiv:2304.10978).
@@ -202,14 +213,9 @@ def test_balanced_npe_penalty_vanishes_at_the_exact_posterior():
     clearly positive for an over-confident one: this checks the prior's density in the
     standardised unconstrained space, the shuffling and the signs."""
     from lfi.methods.npe import BalancedNPELoss
-    from lfi.posteriors.direct import Standardizer
 
     prior, sigma, n = lfi.BoxUniform([-1.0], [1.0]), 0.3, 40_000
-    theta = np.asarray(prior.sample(n, seed=0))
-    x = theta + sigma * np.random.default_rng(1).standard_normal(theta.shape).astype(np.float32)
-    u = np.asarray(prior.to_unconstrained(theta))
-    stand = Standardizer.fit(u, x)
-    batch = (stand.z_theta(jnp.asarray(u)), stand.z_x(jnp.asarray(x)))
+    stand, batch = _standardized_batch(prior, sigma, n)
     loss = BalancedNPELoss(prior, stand.theta_mean, stand.theta_std, 1.0)
 
     def imbalance(shrink):
@@ -231,14 +237,9 @@ def test_calibration_penalty_vanishes_at_the_exact_posterior():
     limit, whose integrated squared distance to the uniform law is about 0.04, n·penalty ~ 10².
     The draws come in the z-scored unconstrained space, through the box prior's logit map."""
     from lfi.methods.npe import CalibratedNPELoss
-    from lfi.posteriors.direct import Standardizer
 
     prior, sigma, n = lfi.BoxUniform([-1.0], [1.0]), 0.5, 4000
-    theta = np.asarray(prior.sample(n, seed=0))
-    x = theta + sigma * np.random.default_rng(1).standard_normal(theta.shape).astype(np.float32)
-    u = np.asarray(prior.to_unconstrained(theta))
-    stand = Standardizer.fit(u, x)
-    batch = (stand.z_theta(jnp.asarray(u)), stand.z_x(jnp.asarray(x)))
+    stand, batch = _standardized_batch(prior, sigma, n)
     loss = CalibratedNPELoss(prior, stand.theta_mean, stand.theta_std, 1.0, 32)
 
     def penalty(shrink, loss=loss):
@@ -279,14 +280,9 @@ def test_calibration_penalty_has_a_gradient():
 
     from lfi.methods.npe import CalibratedNPELoss, npe_loss
     from lfi.nets.flows import build_flow, flow_config
-    from lfi.posteriors.direct import Standardizer
 
     prior = lfi.BoxUniform([-1.0, -1.0], [1.0, 1.0])
-    theta = np.asarray(prior.sample(64, seed=0))
-    x = theta + 0.3 * np.random.default_rng(1).standard_normal(theta.shape).astype(np.float32)
-    u = np.asarray(prior.to_unconstrained(theta))
-    stand = Standardizer.fit(u, x)
-    batch = (stand.z_theta(jnp.asarray(u)), stand.z_x(jnp.asarray(x)))
+    stand, batch = _standardized_batch(prior, 0.3, 64)
     loss = CalibratedNPELoss(prior, stand.theta_mean, stand.theta_std, 100.0, 8)
     for kind in ("nsf", "maf"):
         flow = build_flow(flow_config(2, 2, kind=kind), 0)
