@@ -27,6 +27,14 @@ from lfi.priors import Prior, prior_from_config
 from lfi.simulate import simulate
 from lfi.store import open_store
 
+
+def _load_conjugate(path: str) -> Any:
+    """ConjugatePosterior.load, its module imported on first use (scipy.stats, slow to import)."""
+    from lfi.methods.conjugate import ConjugatePosterior
+
+    return ConjugatePosterior.load(path)
+
+
 _LOADERS = {
     "DirectPosterior": DirectPosterior.load,
     "UnnormalizedPosterior": UnnormalizedPosterior.load,
@@ -39,15 +47,8 @@ _LOADERS = {
     "EnsemblePosterior": EnsemblePosterior.load,
     "GridPosterior": GridPosterior.load,
     "SALLY": SALLY.load,
-    "ConjugatePosterior": lambda path: _conjugate().load(path),
+    "ConjugatePosterior": _load_conjugate,
 }
-
-
-def _conjugate() -> Any:
-    """ConjugatePosterior, imported on first use (it needs scipy.stats, slow to import)."""
-    from lfi.methods.conjugate import ConjugatePosterior
-
-    return ConjugatePosterior
 
 
 def infer(
