@@ -89,6 +89,54 @@ def test_weight_decay_shrinks_each_weight_by_lr_times_decay_per_step():
         fit(model, mse, (x, y), weight_decay=-1.0, progress=False)
 
 
+class _Drifting(eqx.Module):
+    line: eqx.nn.Linear
+    drift: jax.Array
+
+    def __call__(self, x):
+        return self.line(x)
+
+
+def test_ema_returns_the_moving_average_of_the_weights():
+    """A weight whose loss term is -w has a constant gradient, so unclipped Adam moves it by
+    exactly the learning rate per step: w_k = w_0 + k lr. The loop must then return the
+    debiased average a_s = Σ_k d^(s-k) w_k / Σ_k d^(s-k) after s steps (the validation loss
+    keeps falling with a, so the last epoch is the best)."""
+    x, y = _problem()
+    model = _Drifting(eqx.nn.Linear(1, 1, key=jax.random.key(0)), jnp.full(2, 0.5))
+
+    def loss(m, batch, key):
+        return mse(m.line, batch, key) - jnp.sum(m.drift)
+
+    lr, d, epochs, batch = 0.01, 0.9, 3, 32
+    opts = dict(seed=1, batch_size=batch, learning_rate=lr, max_epochs=epochs, patience=100,
+                clip_norm=None, progress=False)  # fmt: skip
+    fitted, h = fit(model, loss, (x, y), ema=d, **opts)
+    assert h.best_epoch == epochs - 1
+    s = epochs * ((len(x) - round(0.1 * len(x))) // batch)
+    k = np.arange(1, s + 1)
+    w = 0.5 + k * lr
+    expected = np.sum(d ** (s - k) * w) / np.sum(d ** (s - k.astype(float)))
+    np.testing.assert_allclose(fitted.drift, expected, rtol=1e-5)
+    raw, _ = fit(model, loss, (x, y), **opts)  # without averaging: the last weights
+    np.testing.assert_allclose(raw.drift, w[-1], rtol=1e-5)
+
+
+def test_a_resumed_training_with_ema_equals_an_uninterrupted_one(tmp_path):
+    x, y = _problem()
+    model = eqx.nn.MLP(1, 1, 16, 2, key=jax.random.key(0))
+    opts = dict(seed=3, batch_size=32, learning_rate=0.01, patience=100, ema=0.95, progress=False)
+    straight, h = fit(model, mse, (x, y), max_epochs=6, **opts)
+    ck = tmp_path / "ck.npz"
+    fit(model, mse, (x, y), max_epochs=2, checkpoint=ck, checkpoint_seconds=0, **opts)
+    resumed, h2 = fit(model, mse, (x, y), max_epochs=6, checkpoint=ck, **opts)
+    assert h2.val_loss == h.val_loss
+    for a, b in zip(jax.tree_util.tree_leaves(straight), jax.tree_util.tree_leaves(resumed)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    with pytest.raises(ValueError, match="checkpoint"):  # another average is another run
+        fit(model, mse, (x, y), max_epochs=6, checkpoint=ck, **{**opts, "ema": 0.9})
+
+
 def test_bad_data_is_named():
     x, y = _problem(20)
     model = eqx.nn.Linear(1, 1, key=jax.random.key(0))
@@ -232,6 +280,9 @@ def test_a_checkpoint_with_key_arrays_in_the_data_resumes(tmp_path):
         ({"clip_norm": -5.0}, "clip_norm"),
         ({"clip_norm": 0}, "clip_norm"),
         ({"weight_decay": True}, "weight_decay"),
+        ({"ema": 1.0}, "ema"),
+        ({"ema": -0.1}, "ema"),
+        ({"ema": True}, "ema"),
     ],
 )
 def test_options_that_would_train_wrongly_are_refused(options, name):

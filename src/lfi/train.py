@@ -35,7 +35,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import equinox as eqx
 import jax
@@ -87,21 +87,59 @@ def _partition(model: Any) -> tuple[Any, Any]:
 
 
 @lru_cache(maxsize=32)
-def _optimizer(clip_norm: float | None, weight_decay: float = 0.0) -> optax.GradientTransformation:
+def _optimizer(
+    clip_norm: float | None, weight_decay: float = 0.0, ema: float = 0.0
+) -> optax.GradientTransformation:
     """Adam (AdamW with ``weight_decay`` > 0; Loshchilov & Hutter 2019, arXiv:1711.05101)
-    after global-norm clipping; the learning rate lives in the state (see _set_lr)."""
+    after global-norm clipping, then (``ema`` > 0) the weights' moving average; the learning
+    rate lives in the state (see _set_lr)."""
     clip = optax.clip_by_global_norm(clip_norm) if clip_norm else optax.identity()
     if weight_decay > 0:
         adam = optax.inject_hyperparams(optax.adamw)(learning_rate=1e-3, weight_decay=weight_decay)
     else:
         adam = optax.inject_hyperparams(optax.adam)(learning_rate=1e-3)
-    return optax.chain(clip, adam)
+    return optax.chain(clip, adam, _weight_average(ema)) if ema > 0 else optax.chain(clip, adam)
+
+
+class _AverageState(NamedTuple):
+    total: Any  # Σ_k (1 − d) d^(s−k) w_k over the s steps so far
+    mass: jax.Array  # Σ_k (1 − d) d^(s−k) = 1 − d^s
+
+
+def _weight_average(decay: float) -> optax.GradientTransformation:
+    """Keeps an exponential moving average of the weights *after* each update, in the state
+    (the updates pass through unchanged), debiased as Adam's moments are: total / mass is the
+    average of the weights seen so far, the incoming weights excluded, with weights d^(s−k)."""
+
+    def init(params):
+        zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
+        return _AverageState(zeros, jnp.zeros((), jnp.float32))
+
+    def update(updates, state, params):
+        new = jax.tree_util.tree_map(lambda p, u: p + u, params, updates)
+        total = jax.tree_util.tree_map(lambda t, w: decay * t + (1.0 - decay) * w, state.total, new)
+        return updates, _AverageState(total, decay * state.mass + (1.0 - decay))
+
+    return optax.GradientTransformation(init, update)
+
+
+def _evaluated(params: Any, opt_state: Any) -> Any:
+    """The weights that validation sees and training returns: the moving average if the
+    optimizer keeps one (``ema`` > 0) and has taken a step, else the weights themselves."""
+    if len(opt_state) < 3:
+        return params
+    avg = opt_state[2]
+    return jax.tree_util.tree_map(
+        lambda t, p: jnp.where(avg.mass > 0, t / jnp.maximum(avg.mass, 1e-30), p).astype(p.dtype),
+        avg.total,
+        params,
+    )
 
 
 def _set_lr(opt_state: Any, learning_rate: float) -> Any:
-    clip_state, adam_state = opt_state
+    clip_state, adam_state, *average = opt_state
     hyper = {**adam_state.hyperparams, "learning_rate": jnp.asarray(learning_rate, jnp.float32)}
-    return (clip_state, adam_state._replace(hyperparams=hyper))
+    return (clip_state, adam_state._replace(hyperparams=hyper), *average)
 
 
 def _order(key: jax.Array, n: int, batch_size: int) -> jax.Array:
@@ -167,7 +205,9 @@ def _epoch(
     params, opt_state, train_loss = _steps(
         params, static, opt_state, train, order, key, loss, optimizer, batch_size, devices
     )
-    val_loss = _loss_value(params, static, val, jax.random.key(_VAL_KEY), loss)
+    val_loss = _loss_value(
+        _evaluated(params, opt_state), static, val, jax.random.key(_VAL_KEY), loss
+    )
     return params, opt_state, train_loss, val_loss, val_before
 
 
@@ -195,7 +235,7 @@ def _streamed_epoch(
         losses.append(float(value))
         weights.append(block[0].shape[0] // batch_size)
     train_loss = float(np.average(losses, weights=weights)) if losses else math.nan
-    val_loss = _loss_value(params, static, val, val_key, loss)
+    val_loss = _loss_value(_evaluated(params, opt_state), static, val, val_key, loss)
     return params, opt_state, train_loss, val_loss, val_before
 
 
@@ -231,6 +271,7 @@ def fit(
     lr_decays: int = 0,
     lr_factor: float = 0.2,
     weight_decay: float = 0.0,
+    ema: float = 0.0,
     progress: bool = True,
     checkpoint: str | os.PathLike[str] | None = None,
     checkpoint_seconds: float = 30.0,
@@ -243,7 +284,13 @@ def fit(
     After ``patience`` epochs without a better validation loss, training goes back to the best
     weights with the learning rate times ``lr_factor`` (at most ``lr_decays`` times, each with
     half the patience), then stops. ``weight_decay`` > 0 trains with AdamW (decoupled weight
-    decay, scaled by the learning rate). ``patience_steps`` makes the patience at least that many
+    decay, scaled by the learning rate). ``ema`` in (0, 1) keeps an exponential moving average
+    of the weights (debiased: the incoming weights do not count), updated after every
+    optimizer step with that decay (Polyak averaging, as
+    score-based and flow-matching models are trained: Song & Ermon 2020, arXiv:2006.09011):
+    validation, early stopping and the returned weights are then the average's, and a
+    learning-rate decay restarts training (and the average) from the best average.
+    ``patience_steps`` makes the patience at least that many
     optimizer steps: with few training rows an epoch is a handful of steps, and 20 of them stop
     training long before it has converged.
 
@@ -315,7 +362,11 @@ def fit(
         raise ValueError(
             f"clip_norm: expected a number > 0 or None (no clipping), got {clip_norm!r}"
         )
-    optimizer = _optimizer(None if clip_norm is None else float(clip_norm), float(weight_decay))
+    if not (_real(ema) and 0 <= ema < 1):
+        raise ValueError(f"ema: expected a decay in [0, 1) (0: no averaging), got {ema!r}")
+    optimizer = _optimizer(
+        None if clip_norm is None else float(clip_norm), float(weight_decay), float(ema)
+    )
     opt_state = _set_lr(_init(optimizer, params), learning_rate)
     devices = _cores.width(batch_size, loss)
     if not streamed and devices > 1 and _cores.too_big(devices, train, val):
@@ -338,7 +389,7 @@ def fit(
     saver = None
     if checkpoint is not None:
         options = (learning_rate, patience, patience_steps, clip_norm, lr_decays, lr_factor,
-                   weight_decay, devices)  # fmt: skip
+                   weight_decay, ema, devices)  # fmt: skip
         fingerprint = _fingerprint(arrays, train, val, key_train, batch_size, loss, options)
         saver = _Checkpoint(Path(checkpoint), fingerprint, float(checkpoint_seconds))
         restored = saver.load(arrays)
@@ -384,7 +435,8 @@ def fit(
         history.val_loss.append(val_loss)
         state["epoch"] = epoch + 1
         if math.isfinite(val_loss) and val_loss < state["best_val"]:
-            state["best_val"], best_params, history.best_epoch = val_loss, params, epoch
+            best_params, history.best_epoch = _evaluated(params, opt_state), epoch
+            state["best_val"] = val_loss
             state["since_best"] = 0
         else:
             state["since_best"] += 1

@@ -49,6 +49,7 @@ TRAIN_DEFAULTS: dict[str, Any] = {
     "lr_decays": 2,
     "lr_factor": 0.2,
     "weight_decay": 0.0,
+    "ema": 0.0,
     "checkpoint": None,
     "checkpoint_seconds": 30.0,
     "block_rows": 100_000,
@@ -326,7 +327,8 @@ class NPE:
     ``knots``, ``interval``; ``embedding`` ("mlp", "deepset", "cnn1d" or a dict with sizes, see
     :mod:`lfi.nets.embeddings`) trained jointly with the flow. Training options:
     ``batch_size``, ``learning_rate``, ``max_epochs``, ``patience``, ``validation_fraction``,
-    ``clip_norm``, ``weight_decay`` (AdamW, decoupled weight decay; 0 by default), ``progress``.
+    ``clip_norm``, ``weight_decay`` (AdamW, decoupled weight decay; 0 by default), ``ema``
+    (a moving average of the weights, :func:`lfi.train.fit`; 0, off, by default), ``progress``.
     ``weight_decay=1.0`` made NPE's coverage at 10^4 simulations within ±0.05 of nominal on
     two_moons, gaussian_linear and slcp (the default: gaussian_linear only; slcp 0.30 at 50%),
     with a lower C2ST on slcp (0.874 -> 0.860) and gaussian_linear (0.551 -> 0.513) but a

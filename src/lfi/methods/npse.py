@@ -59,12 +59,14 @@ class NPSE(PathEstimator):
     Path: ``beta_min`` (0.1), ``beta_max`` (10; see :class:`lfi.nets.paths.VPScorePath`), ``t_min``
     (1e-3). Network, ODE and training
     options as :class:`lfi.methods.fmpe.FMPE` (``batch_size`` 200, ``learning_rate`` 1e-3,
-    ``patience`` 100, no learning-rate decays by default).
+    ``patience`` 100, no learning-rate decays, ``ema`` 0.999 by default: two_moons at 10^4,
+    observations 1-5, C2ST 0.699 without the moving average, 0.587 with it).
     """
 
     method = "npse"
     path_options = ("beta_min", "beta_max", "t_min")
-    defaults = {"batch_size": 200, "learning_rate": 1e-3, "patience": 100, "lr_decays": 0}
+    defaults = {"batch_size": 200, "learning_rate": 1e-3, "patience": 100, "lr_decays": 0,
+                "ema": 0.999}  # fmt: skip
 
     def make_path(self, **options: Any) -> VPScorePath:
         return VPScorePath(**{k: float(v) for k, v in options.items()})
