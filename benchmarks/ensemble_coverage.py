@@ -49,22 +49,28 @@ def main(argv=None) -> int:
     p.add_argument("--draws", type=int, default=500)
     p.add_argument("--samples", type=int, default=10_000, help="draws per C2ST")
     p.add_argument("--observations", type=int, nargs="+", default=[1, 2, 3])
+    p.add_argument("--seed", type=int, default=0, help="training simulations (tests: seed 1)")
+    p.add_argument("--option", action="append", default=[], metavar="K=V", help="NPE option")
     p.add_argument("--out", default="benchmarks/results/ensemble_coverage")
     args = p.parse_args(argv)
+    if args.seed == 1:  # the test simulations' seed: they would repeat the training ones
+        p.error("--seed: 1 is the test set's seed; choose another")
+    options = {k: json.loads(v) for k, v in (o.split("=", 1) for o in args.option)}
     rows = []
     for name in args.tasks:
         task = lfi.tasks.get(name)
         theta, x = lfi.simulate(
-            task.simulator, task.prior, args.simulations, seed=0, progress=False
+            task.simulator, task.prior, args.simulations, seed=args.seed, progress=False
         )
         theta_t, x_t = lfi.simulate(task.simulator, task.prior, args.tests, seed=1, progress=False)
         t0 = time.perf_counter()
-        ensemble = lfi.Ensemble(lfi.NPE(task.prior, progress=False), args.members)
+        ensemble = lfi.Ensemble(lfi.NPE(task.prior, progress=False, **options), args.members)
         post = ensemble.fit(theta, x, seed=1)
         t_train = time.perf_counter() - t0
         epochs = [len(h.val_loss) for h in ensemble.histories]
         for label, q in (("npe", post.members[0]), (f"npe ensemble K={args.members}", post)):
-            row = dict(task=name, estimator=label, train_seconds=t_train, epochs=epochs)
+            row = dict(task=name, estimator=label, options=options, seed=args.seed,
+                       train_seconds=t_train, epochs=epochs)  # fmt: skip
             row.update(score(q, task, theta_t, x_t, args))
             if label == "npe":
                 row.update(train_seconds=t_train / args.members, epochs=epochs[:1])
@@ -75,7 +81,8 @@ def main(argv=None) -> int:
     out.with_suffix(".json").write_text(json.dumps(rows, indent=1))
     se = [np.sqrt(lv * (1 - lv) / args.tests) for lv in (0.5, 0.8, 0.95)]
     lines = [
-        f"# NPE vs NPE ensemble at {args.simulations} simulations ({args.tests} test "
+        f"# NPE{' ' + str(options) if options else ''} vs its ensemble at {args.simulations} "
+        f"simulations (seed {args.seed}; {args.tests} test "
         f"simulations, {args.draws} draws each)",
         "",
         f"Command: `{' '.join(['python', *sys.argv])}`",
