@@ -122,6 +122,24 @@ def test_ema_returns_the_moving_average_of_the_weights():
     np.testing.assert_allclose(raw.drift, w[-1], rtol=1e-5)
 
 
+@pytest.mark.parametrize("lr_decays", [0, 2])
+def test_with_ema_the_returned_weights_are_those_validated_best(lr_decays):
+    """Validation scores the average, and the loop returns the average of the best epoch (also
+    across learning-rate decays, which restart from it): its loss on the held-out rows is the
+    best validation loss recorded."""
+    x, y = _problem()
+    held_out = np.zeros(len(x), bool)
+    held_out[::5] = True
+    model = eqx.nn.MLP(1, 1, 16, 2, key=jax.random.key(0))
+    fitted, h = fit(
+        model, mse, (x, y), seed=2, batch_size=32, learning_rate=0.05, patience=3,
+        lr_decays=lr_decays, ema=0.9, validation=held_out, progress=False,
+    )  # fmt: skip
+    assert h.stopped_early
+    best = float(mse(fitted, (x[held_out], y[held_out]), None))
+    np.testing.assert_allclose(best, min(h.val_loss), rtol=1e-6)
+
+
 def test_a_resumed_training_with_ema_equals_an_uninterrupted_one(tmp_path):
     x, y = _problem()
     model = eqx.nn.MLP(1, 1, 16, 2, key=jax.random.key(0))

@@ -102,23 +102,33 @@ def _optimizer(
 
 
 class _AverageState(NamedTuple):
-    total: Any  # Σ_k (1 − d) d^(s−k) w_k over the s steps so far
-    mass: jax.Array  # Σ_k (1 − d) d^(s−k) = 1 − d^s
+    total: Any  # per leaf, Σ_k (1 − d) d^(s−k) w_k over the s steps so far
+    mass: Any  # per leaf, a scalar Σ_k (1 − d) d^(s−k) = 1 − d^s, in the leaf's dtype
 
 
 def _weight_average(decay: float) -> optax.GradientTransformation:
     """Keeps an exponential moving average of the weights *after* each update, in the state
     (the updates pass through unchanged), debiased as Adam's moments are: total / mass is the
-    average of the weights seen so far, the incoming weights excluded, with weights d^(s−k)."""
+    average of the weights seen so far, the incoming weights excluded, with weights d^(s−k).
+    Total and mass use the same rounded d (the leaf's dtype), so the debiasing is exact."""
 
     def init(params):
         zeros = jax.tree_util.tree_map(jnp.zeros_like, params)
-        return _AverageState(zeros, jnp.zeros((), jnp.float32))
+        return _AverageState(
+            zeros, jax.tree_util.tree_map(lambda p: jnp.zeros((), p.dtype), params)
+        )
+
+    def step(t, m, w):
+        d = jnp.asarray(decay, t.dtype)
+        return d * t + (1 - d) * w, d * m + (1 - d)
 
     def update(updates, state, params):
         new = jax.tree_util.tree_map(lambda p, u: p + u, params, updates)
-        total = jax.tree_util.tree_map(lambda t, w: decay * t + (1.0 - decay) * w, state.total, new)
-        return updates, _AverageState(total, decay * state.mass + (1.0 - decay))
+        pairs = jax.tree_util.tree_map(step, state.total, state.mass, new)
+        total, mass = jax.tree_util.tree_transpose(
+            jax.tree_util.tree_structure(new), jax.tree_util.tree_structure((0, 0)), pairs
+        )
+        return updates, _AverageState(total, mass)
 
     return optax.GradientTransformation(init, update)
 
@@ -130,8 +140,9 @@ def _evaluated(params: Any, opt_state: Any) -> Any:
         return params
     avg = opt_state[2]
     return jax.tree_util.tree_map(
-        lambda t, p: jnp.where(avg.mass > 0, t / jnp.maximum(avg.mass, 1e-30), p).astype(p.dtype),
+        lambda t, m, p: jnp.where(m > 0, t / jnp.where(m > 0, m, 1), p),
         avg.total,
+        avg.mass,
         params,
     )
 
@@ -389,7 +400,7 @@ def fit(
     saver = None
     if checkpoint is not None:
         options = (learning_rate, patience, patience_steps, clip_norm, lr_decays, lr_factor,
-                   weight_decay, ema, devices)  # fmt: skip
+                   weight_decay, devices) + ((ema,) if ema else ())  # fmt: skip
         fingerprint = _fingerprint(arrays, train, val, key_train, batch_size, loss, options)
         saver = _Checkpoint(Path(checkpoint), fingerprint, float(checkpoint_seconds))
         restored = saver.load(arrays)

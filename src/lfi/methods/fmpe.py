@@ -93,10 +93,11 @@ class FMPE(PathEstimator):
     ``batch_size`` 200, ``learning_rate`` 1e-3, ``patience`` 100, no learning-rate decays
     (patience 30 with decays stopped early: two_moons C2ST 0.787 vs 0.633) and a moving
     average of the weights, ``ema`` 0.999, by default: validation, early stopping and the
-    returned network use the average (two_moons at 10^4, observations 1-5, seeds 0 / 7: C2ST
-    0.642 / 0.659 without, 0.567 / 0.561 with; benchmarks/results/ema/). Width 96 (64k
-    parameters, fewer than sbi's FMPE net) scored as width 128 did (two_moons seeds 0 / 7 and
-    gaussian_mixture: 0.597 / 0.550 / 0.608 vs 0.567 / 0.561 / 0.633) in 0.7× the time.
+    returned network use the average (two_moons at 10^4, observations 1-5, seeds 0 / 7, width
+    128: C2ST 0.642 / 0.659 without, 0.567 / 0.561 with; benchmarks/results/ema/). Width 96
+    (64k parameters, fewer than sbi's FMPE net), with the average: 0.597 / 0.550 there and
+    0.608 on gaussian_mixture, against 0.567 / 0.561 / 0.633 at width 128 (mean 0.585 vs
+    0.587, each better in some run), in 0.7× the time per epoch.
     """
 
     method = "fmpe"
