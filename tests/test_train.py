@@ -59,9 +59,11 @@ def test_learning_rate_decays_restart_from_the_best_weights():
     assert min(decayed.val_loss) <= min(plain.val_loss)
 
 
-class _WithUnused(eqx.Module):
+class _LineAndExtra(eqx.Module):
+    """A line fitted to the data, and extra weights that only a loss term of a test may use."""
+
     line: eqx.nn.Linear
-    unused: jax.Array
+    extra: jax.Array
 
     def __call__(self, x):
         return self.line(x)
@@ -71,7 +73,7 @@ def test_weight_decay_shrinks_each_weight_by_lr_times_decay_per_step():
     """AdamW (decoupled decay): a weight the loss ignores has a zero Adam step, so after s
     optimizer steps it is exactly w0 (1 - lr wd)^s; the used weights still fit the data."""
     x, y = _problem()
-    model = _WithUnused(eqx.nn.Linear(1, 1, key=jax.random.key(0)), jnp.full(3, 2.0))
+    model = _LineAndExtra(eqx.nn.Linear(1, 1, key=jax.random.key(0)), jnp.full(3, 2.0))
     lr, wd, epochs, batch = 0.05, 0.1, 7, 32
     fitted, h = fit(
         model, mse, (x, y), seed=1, batch_size=batch, learning_rate=lr, max_epochs=epochs,
@@ -79,22 +81,14 @@ def test_weight_decay_shrinks_each_weight_by_lr_times_decay_per_step():
     )  # fmt: skip
     assert len(h.val_loss) == epochs and h.best_epoch == epochs - 1
     steps = epochs * ((len(x) - round(0.1 * len(x))) // batch)
-    np.testing.assert_allclose(fitted.unused, 2.0 * (1 - lr * wd) ** steps, rtol=1e-4)
+    np.testing.assert_allclose(fitted.extra, 2.0 * (1 - lr * wd) ** steps, rtol=1e-4)
     plain, _ = fit(
         model, mse, (x, y), seed=1, batch_size=batch, learning_rate=lr, max_epochs=epochs,
         patience=100, progress=False,
     )  # fmt: skip
-    np.testing.assert_array_equal(plain.unused, model.unused)
+    np.testing.assert_array_equal(plain.extra, model.extra)
     with pytest.raises(ValueError, match="weight_decay"):
         fit(model, mse, (x, y), weight_decay=-1.0, progress=False)
-
-
-class _Drifting(eqx.Module):
-    line: eqx.nn.Linear
-    drift: jax.Array
-
-    def __call__(self, x):
-        return self.line(x)
 
 
 def test_ema_returns_the_moving_average_of_the_weights():
@@ -103,10 +97,10 @@ def test_ema_returns_the_moving_average_of_the_weights():
     debiased average a_s = Σ_k d^(s-k) w_k / Σ_k d^(s-k) after s steps (the validation loss
     keeps falling with a, so the last epoch is the best)."""
     x, y = _problem()
-    model = _Drifting(eqx.nn.Linear(1, 1, key=jax.random.key(0)), jnp.full(2, 0.5))
+    model = _LineAndExtra(eqx.nn.Linear(1, 1, key=jax.random.key(0)), jnp.full(2, 0.5))
 
     def loss(m, batch, key):
-        return mse(m.line, batch, key) - jnp.sum(m.drift)
+        return mse(m.line, batch, key) - jnp.sum(m.extra)
 
     lr, d, epochs, batch = 0.01, 0.9, 3, 32
     opts = dict(seed=1, batch_size=batch, learning_rate=lr, max_epochs=epochs, patience=100,
@@ -117,9 +111,9 @@ def test_ema_returns_the_moving_average_of_the_weights():
     k = np.arange(1, s + 1)
     w = 0.5 + k * lr
     expected = np.sum(d ** (s - k) * w) / np.sum(d ** (s - k.astype(float)))
-    np.testing.assert_allclose(fitted.drift, expected, rtol=1e-5)
+    np.testing.assert_allclose(fitted.extra, expected, rtol=1e-5)
     raw, _ = fit(model, loss, (x, y), **opts)  # without averaging: the last weights
-    np.testing.assert_allclose(raw.drift, w[-1], rtol=1e-5)
+    np.testing.assert_allclose(raw.extra, w[-1], rtol=1e-5)
 
 
 @pytest.mark.parametrize("lr_decays", [0, 2])

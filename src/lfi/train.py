@@ -118,16 +118,14 @@ def _weight_average(decay: float) -> optax.GradientTransformation:
             zeros, jax.tree_util.tree_map(lambda p: jnp.zeros((), p.dtype), params)
         )
 
-    def step(t, m, w):
-        d = jnp.asarray(decay, t.dtype)
-        return d * t + (1 - d) * w, d * m + (1 - d)
+    def mix(old, new):  # d · old + (1 − d) · new, with d rounded to old's dtype
+        d = jnp.asarray(decay, old.dtype)
+        return d * old + (1 - d) * new
 
     def update(updates, state, params):
         new = jax.tree_util.tree_map(lambda p, u: p + u, params, updates)
-        pairs = jax.tree_util.tree_map(step, state.total, state.mass, new)
-        total, mass = jax.tree_util.tree_transpose(
-            jax.tree_util.tree_structure(new), jax.tree_util.tree_structure((0, 0)), pairs
-        )
+        total = jax.tree_util.tree_map(mix, state.total, new)
+        mass = jax.tree_util.tree_map(lambda m: mix(m, 1), state.mass)
         return updates, _AverageState(total, mass)
 
     return optax.GradientTransformation(init, update)
